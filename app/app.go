@@ -1,0 +1,189 @@
+// Package app wires configuration, services and the web layer into one
+// runnable server. cmd/aicli runs it; tests and benchmarks boot the very
+// same thing.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"aicode/handlers"
+	"aicode/services/audit"
+	"aicode/services/auth"
+	"aicode/services/bus"
+	"aicode/services/config"
+	"aicode/services/engine"
+	"aicode/services/store"
+	"aicode/services/workspace"
+)
+
+// App is a fully wired server.
+type App struct {
+	Config     config.Config
+	Log        *slog.Logger
+	Store      store.Store
+	Engine     *engine.Engine
+	Bus        *bus.Bus
+	Accounts   *auth.Service
+	Workspaces *workspace.Service
+	Fiber      *fiber.App
+
+	bg            context.Context
+	stopBG        context.CancelFunc
+	cancelStreams context.CancelFunc
+	wg            sync.WaitGroup
+}
+
+// New opens the store (applying migrations), connects the engine client and
+// builds the web app. Background work starts with Start.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
+	if len(cfg.SessionSecret) == 0 {
+		secret, err := loadOrCreateSecret(filepath.Join(cfg.DataDir, "session.key"))
+		if err != nil {
+			return nil, err
+		}
+		cfg.SessionSecret = secret
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	applied, err := store.Migrate(ctx, st)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("migrate store: %w", err)
+	}
+	if len(applied) > 0 {
+		log.Info("applied migrations", "versions", applied)
+	}
+	eng, err := engine.New(engine.Options{Host: cfg.DockerHost, APIVersion: cfg.DockerAPIVersion})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	root, err := workspace.OpenRoot(cfg.WorkspacesRoot)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	b := bus.New()
+	rec := audit.NewRecorder(st, log)
+	accounts := auth.NewService(st, rec, log, auth.Options{
+		Secret:     cfg.SessionSecret,
+		SessionTTL: cfg.SessionTTL,
+		LoginLimit: cfg.LoginRateLimit,
+		Limiter:    auth.NewMemoryLimiter(cfg.LoginRateWindow),
+	})
+	ws := workspace.NewService(st, eng, b, rec, log, root, cfg.Workspace)
+
+	a := &App{Config: cfg, Log: log, Store: st, Engine: eng, Bus: b, Accounts: accounts, Workspaces: ws}
+	a.bg, a.stopBG = context.WithCancel(context.WithoutCancel(ctx))
+	streams, cancelStreams := context.WithCancel(context.WithoutCancel(ctx))
+	a.cancelStreams = cancelStreams
+	a.Fiber = handlers.New(handlers.Deps{
+		Config:     cfg,
+		Log:        log,
+		Accounts:   accounts,
+		Workspaces: ws,
+		Audit:      st,
+		Bus:        b,
+		Recorder:   rec,
+		Store:      st,
+		Engine:     eng,
+		Streams:    streams,
+	})
+	return a, nil
+}
+
+// Start launches background work: the engine watcher (which reconciles
+// first) and periodic session pruning.
+func (a *App) Start() {
+	pctx, cancel := context.WithTimeout(a.bg, 5*time.Second)
+	if err := a.Engine.Ping(pctx); err != nil {
+		a.Log.Warn("docker engine not reachable at start; the dashboard serves and will reconnect", "err", err)
+	} else {
+		a.Log.Info("docker engine reachable", "host", a.Engine.Host(), "api_version", a.Engine.APIVersion())
+	}
+	cancel()
+	a.wg.Add(2)
+	go func() { defer a.wg.Done(); a.Workspaces.Watch(a.bg) }()
+	go func() { defer a.wg.Done(); a.pruneSessions() }()
+}
+
+func (a *App) pruneSessions() {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := a.Accounts.PruneSessions(a.bg); err != nil && a.bg.Err() == nil {
+			a.Log.Warn("prune sessions", "err", err)
+		} else if n > 0 {
+			a.Log.Info("pruned expired sessions", "count", n)
+		}
+		select {
+		case <-a.bg.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Serve answers HTTP on ln until Shutdown.
+func (a *App) Serve(ln net.Listener) error { return a.Fiber.Listener(ln) }
+
+// Shutdown ends event streams, lets in-flight requests finish (up to the
+// context's deadline), stops background work and closes the store.
+func (a *App) Shutdown(ctx context.Context) error {
+	a.cancelStreams()
+	err := a.Fiber.ShutdownWithContext(ctx)
+	a.stopBG()
+	a.wg.Wait()
+	return errors.Join(err, a.Engine.Close(), a.Store.Close())
+}
+
+// loadOrCreateSecret keeps a generated session secret across restarts, so
+// sign-in forms stay valid; it is written owner-readable only.
+func loadOrCreateSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		s := strings.TrimSpace(string(b))
+		if len(s) >= 32 {
+			return []byte(s), nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read session secret: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, fmt.Errorf("generate session secret: %w", err)
+	}
+	s := base64.RawURLEncoding.EncodeToString(raw)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write session secret: %w", err)
+	}
+	return []byte(s), nil
+}
+
+// NewLogger builds the process logger from the configuration.
+func NewLogger(cfg config.Config, w *os.File) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

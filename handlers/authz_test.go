@@ -1,0 +1,230 @@
+package handlers_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"aicode/services/auth"
+	"aicode/services/store"
+	"aicode/testutil"
+)
+
+// The authorization rules as a table: every route × role × ownership.
+//
+// Each entry lists the outcome for admin, member and viewer acting on a
+// workspace they own ("o") and on someone else's ("x"); routes without a
+// workspace use the same outcome for both. "ok" means the request got past
+// authorization (whatever the handler then answered), "403" forbidden,
+// "404" not found (the workspace is invisible to them). Anonymous visitors
+// are always sent to sign in.
+type expect struct {
+	// public routes need no session; anon is what a visitor gets.
+	public     bool
+	anon       string
+	admin      [2]string // own, other's
+	member     [2]string
+	viewer     [2]string
+	formValues url.Values
+}
+
+var ok2 = [2]string{"ok", "ok"}
+var forbid2 = [2]string{"403", "403"}
+
+var authzTable = map[string]expect{
+	"GET /healthz":     {public: true, anon: "ok"},
+	"GET /readyz":      {public: true, anon: "ok"},
+	"GET /static/*":    {public: true, anon: "ok"},
+	"GET /favicon.ico": {public: true, anon: "ok"},
+	// Setup is done, so its form sends visitors to sign in instead.
+	"GET /setup":  {public: true, anon: "login"},
+	"POST /setup": {public: true, anon: "ok"},
+	"GET /login":  {public: true, anon: "ok"},
+	// Wrong credentials: 401.
+	"POST /login":  {public: true, anon: "login"},
+	"POST /logout": {admin: ok2, member: ok2, viewer: ok2},
+	"GET /account": {admin: ok2, member: ok2, viewer: ok2},
+	"POST /account/password": {admin: ok2, member: ok2, viewer: ok2,
+		formValues: url.Values{"current": {"wrong"}, "password": {"x"}, "password2": {"x"}}},
+	"GET /":                        {admin: ok2, member: ok2, viewer: ok2},
+	"GET /workspaces":              {admin: ok2, member: ok2, viewer: ok2},
+	"POST /workspaces":             {admin: ok2, member: ok2, viewer: forbid2, formValues: url.Values{"name": {"Bad Name"}}},
+	"GET /workspaces/events":       {admin: ok2, member: ok2, viewer: ok2},
+	"GET /workspaces/:id":          {admin: ok2, member: [2]string{"ok", "404"}, viewer: ok2},
+	"GET /workspaces/:id/events":   {admin: ok2, member: [2]string{"ok", "404"}, viewer: ok2},
+	"POST /workspaces/:id/start":   {admin: ok2, member: [2]string{"ok", "404"}, viewer: forbid2},
+	"POST /workspaces/:id/stop":    {admin: ok2, member: [2]string{"ok", "404"}, viewer: forbid2},
+	"POST /workspaces/:id/restart": {admin: ok2, member: [2]string{"ok", "404"}, viewer: forbid2},
+	"GET /workspaces/:id/delete":   {admin: ok2, member: [2]string{"ok", "404"}, viewer: forbid2},
+	"POST /workspaces/:id/delete": {admin: ok2, member: [2]string{"ok", "404"}, viewer: forbid2,
+		formValues: url.Values{"files": {"neither"}}},
+	"GET /admin/users":  {admin: ok2, member: forbid2, viewer: forbid2},
+	"POST /admin/users": {admin: ok2, member: forbid2, viewer: forbid2, formValues: url.Values{"username": {"x"}}},
+	"POST /admin/users/:uid/role": {admin: ok2, member: forbid2, viewer: forbid2,
+		formValues: url.Values{"role": {"nonsense"}}},
+	"POST /admin/users/:uid/disable": {admin: ok2, member: forbid2, viewer: forbid2},
+	"POST /admin/users/:uid/enable":  {admin: ok2, member: forbid2, viewer: forbid2},
+	"GET /admin/audit":               {admin: ok2, member: forbid2, viewer: forbid2},
+}
+
+type actor struct {
+	user  store.User
+	owned string // id of a workspace this user owns
+}
+
+// session inserts a session directly (no password hashing per request) and
+// returns its cookie token and CSRF token.
+func newSession(t *testing.T, st store.Store, userID string) (token, csrf string) {
+	t.Helper()
+	token = fmt.Sprintf("tok-%s-%d", userID, time.Now().UnixNano())
+	csrf = "csrf-" + token
+	now := time.Now().UTC()
+	if err := st.CreateSession(context.Background(), store.Session{ID: auth.SessionID(token), UserID: userID, CSRFToken: csrf, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	return token, csrf
+}
+
+func TestAuthorizationTable(t *testing.T) {
+	// The engine is deliberately unreachable: no request that gets past
+	// authorization changes a container, and those that would answer 503.
+	s := testutil.StartServer(t, testutil.Options{
+		Image: "aicode-test:unused",
+		Env:   map[string]string{"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
+	})
+	ctx := context.Background()
+	st := s.App.Store
+	admin := testutil.Setup(t, s.URL, "admin", adminPW)
+	admin.CreateUser("member", adminPW, "member")
+	admin.CreateUser("other", adminPW, "member")
+	admin.CreateUser("viewer", adminPW, "viewer")
+	admin.CreateUser("target", adminPW, "member")
+
+	users := map[string]*actor{}
+	for _, name := range []string{"admin", "member", "other", "viewer", "target"} {
+		u, err := st.GetUserByUsername(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &store.Workspace{Name: "ws-" + name, OwnerID: u.ID, ProjectPath: s.MkdirInRoot(t, "ws-"+name), Image: "x",
+			Limits: store.Limits{MemoryMB: 64, CPUs: 1, PidsLimit: 64}, Desired: store.DesiredRunning, Status: store.StatusRunning, ContainerID: "0123456789ab" + name}
+		if err := st.CreateWorkspace(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+		users[name] = &actor{user: u, owned: w.ID}
+	}
+	target := users["target"].user.ID
+
+	// Every route must be in the table, and every table entry a route.
+	registered := map[string]bool{}
+	for _, r := range s.App.Fiber.GetRoutes(true) {
+		if r.Method == http.MethodHead || r.Path == "/" && r.Method == "USE" {
+			continue
+		}
+		registered[r.Method+" "+r.Path] = true
+	}
+	var missing, stale []string
+	for k := range registered {
+		if _, ok := authzTable[k]; !ok {
+			missing = append(missing, k)
+		}
+	}
+	for k := range authzTable {
+		if !registered[k] {
+			stale = append(stale, k)
+		}
+	}
+	sort.Strings(missing)
+	sort.Strings(stale)
+	if len(missing) > 0 || len(stale) > 0 {
+		t.Fatalf("authorization table out of date: routes without an entry %v; entries without a route %v", missing, stale)
+	}
+
+	for route, exp := range authzTable {
+		method, path, _ := strings.Cut(route, " ")
+		concrete := func(wsID string) string {
+			p := strings.Replace(path, ":id", wsID, 1)
+			p = strings.Replace(p, ":uid", target, 1)
+			return strings.Replace(p, "*", "app.js", 1)
+		}
+		if exp.public {
+			if got := do(t, s.URL, method, concrete(users["admin"].owned), "", "", exp.formValues); got != exp.anon {
+				t.Errorf("%s anonymous: got %s, want %s", route, got, exp.anon)
+			}
+			continue
+		}
+		// Anonymous: always sent to sign in.
+		if got := do(t, s.URL, method, concrete(users["member"].owned), "", "", exp.formValues); got != "login" {
+			t.Errorf("%s anonymous: got %s, want login", route, got)
+		}
+		for _, role := range []struct {
+			name string
+			want [2]string
+		}{{"admin", exp.admin}, {"member", exp.member}, {"viewer", exp.viewer}} {
+			for i, ws := range []string{users[role.name].owned, users["other"].owned} {
+				token, csrf := newSession(t, st, users[role.name].user.ID)
+				got := do(t, s.URL, method, concrete(ws), token, csrf, exp.formValues)
+				if got != role.want[i] {
+					t.Errorf("%s as %s on %s workspace: got %s, want %s", route, role.name, []string{"own", "other's"}[i], got, role.want[i])
+				}
+			}
+		}
+	}
+
+	// Refused changes are audited.
+	denied, err := st.ListAudit(ctx, store.AuditFilter{Result: "denied", Limit: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(denied) < 10 {
+		t.Errorf("only %d denied events audited", len(denied))
+	}
+}
+
+// do sends one request and classifies the answer. It reads only the
+// headers, so event streams are fine.
+func do(t *testing.T, base, method, path, token, csrf string, form url.Values) string {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	u, _ := url.Parse(base)
+	if token != "" {
+		jar.SetCookies(u, []*http.Cookie{{Name: "aicode_session", Value: token, Path: "/"}})
+	} else if method == http.MethodPost {
+		// Anonymous forms carry the token derived from the CSRF cookie.
+		c := testutil.NewClient(t, base)
+		c.HTTP = hc
+		c.Get("/login")
+		csrf = c.CSRF
+	}
+	if form == nil {
+		form = url.Values{}
+	}
+	req, _ := http.NewRequest(method, base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if csrf != "" {
+		req.Header.Set("X-CSRF-Token", csrf)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		return "login"
+	case resp.StatusCode == http.StatusSeeOther && (resp.Header.Get("Location") == "/login" || strings.HasPrefix(resp.Header.Get("Location"), "/login?next=")):
+		return "login"
+	case resp.StatusCode == http.StatusForbidden:
+		return "403"
+	case resp.StatusCode == http.StatusNotFound:
+		return "404"
+	}
+	return "ok"
+}

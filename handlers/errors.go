@@ -1,0 +1,139 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"aicode/services/auth"
+	"aicode/services/engine"
+	"aicode/services/validation"
+	"aicode/services/workspace"
+	errview "aicode/views/pages/errors"
+)
+
+// classify maps an error to a status, a title and a message a user can act
+// on. Unknown errors become a 500 whose details stay in the log.
+func classify(err error) (int, string, string) {
+	var (
+		fe      *fiber.Error
+		verrs   validation.Errors
+		imgErr  *workspace.ImageMissingError
+		rateErr *auth.RateLimitedError
+		engErr  *engine.Error
+	)
+	switch {
+	case errors.As(err, &fe):
+		return fe.Code, httpTitle(fe.Code), fiberMessage(fe)
+	case errors.Is(err, workspace.ErrNotFound):
+		return fiber.StatusNotFound, "Workspace not found", "This workspace does not exist, or it is not shared with you."
+	case errors.Is(err, auth.ErrUserNotFound):
+		return fiber.StatusNotFound, "User not found", "This user does not exist."
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return fiber.StatusUnauthorized, "Sign in required", "Your session has ended. Sign in again to continue."
+	case errors.Is(err, auth.ErrForbidden):
+		return fiber.StatusForbidden, "Not allowed", "Your role does not allow this. Ask an admin if you need it."
+	case errors.Is(err, errCSRF):
+		return fiber.StatusForbidden, "Request refused", errCSRF.Error() + "."
+	case errors.Is(err, errCrossOrigin):
+		return fiber.StatusForbidden, "Request refused", "This request came from another site and was refused."
+	case errors.As(err, &verrs):
+		return fiber.StatusUnprocessableEntity, "Check your input", verrs.Error()
+	case errors.As(err, &imgErr):
+		return fiber.StatusUnprocessableEntity, "Image missing", imgErr.Error()
+	case errors.As(err, &rateErr):
+		return fiber.StatusTooManyRequests, "Slow down", rateErr.Error() + "."
+	case errors.Is(err, auth.ErrLastAdmin), errors.Is(err, auth.ErrSelf), errors.Is(err, auth.ErrSetupDone):
+		return fiber.StatusConflict, "Not possible", sentence(err.Error())
+	case errors.Is(err, engine.ErrUnavailable), errors.Is(err, engine.ErrTooOld):
+		var msg string
+		if errors.As(err, &engErr) {
+			msg = engErr.Msg
+		}
+		return fiber.StatusServiceUnavailable, "Docker engine unreachable", sentence(msg)
+	case errors.As(err, &engErr):
+		status := fiber.StatusBadGateway
+		if errors.Is(err, engine.ErrConflict) {
+			status = fiber.StatusConflict
+		}
+		return status, "The Docker engine refused", sentence(engErr.Msg)
+	case errors.Is(err, workspace.ErrOutsideRoot):
+		return fiber.StatusUnprocessableEntity, "Directory refused", sentence(err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return fiber.StatusGatewayTimeout, "Timed out", "The operation took too long. Try again; if it keeps failing, check the Docker engine."
+	}
+	return fiber.StatusInternalServerError, "Something went wrong", "An unexpected error occurred. It has been logged; try again, and tell an admin if it persists."
+}
+
+func statusOf(err error) int {
+	st, _, _ := classify(err)
+	return st
+}
+
+func httpTitle(code int) string {
+	switch code {
+	case fiber.StatusNotFound:
+		return "Page not found"
+	case fiber.StatusMethodNotAllowed:
+		return "Not allowed"
+	case fiber.StatusRequestEntityTooLarge:
+		return "Too large"
+	case fiber.StatusBadRequest:
+		return "Bad request"
+	}
+	return "Error " + strconv.Itoa(code)
+}
+
+func fiberMessage(fe *fiber.Error) string {
+	switch fe.Code {
+	case fiber.StatusNotFound:
+		return "There is nothing at this address."
+	case fiber.StatusRequestEntityTooLarge:
+		return "The request is larger than this server accepts."
+	}
+	return sentence(fe.Message)
+}
+
+// sentence capitalises and ends a message.
+func sentence(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return s
+	}
+	s = strings.ToUpper(s[:1]) + s[1:]
+	if !strings.HasSuffix(s, ".") && !strings.HasSuffix(s, "?") && !strings.HasSuffix(s, "!") {
+		s += "."
+	}
+	return s
+}
+
+// errorHandler renders every error that reaches Fiber: a full error page,
+// or for htmx a fragment plus a toast (htmx does not swap error
+// responses, so the toast is what the user sees).
+func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
+	status, title, msg := classify(err)
+	reqID := c.GetRespHeader(fiber.HeaderXRequestID)
+	if status >= 500 && status != fiber.StatusServiceUnavailable && status != fiber.StatusBadGateway {
+		s.Log.Error("request failed", "method", c.Method(), "path", c.Path(), "request_id", reqID, "err", err)
+	}
+	var rateErr *auth.RateLimitedError
+	if errors.As(err, &rateErr) {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(rateErr.RetryAfter/time.Second)+1))
+	}
+	props := errview.Props{Status: status, Title: title, Message: msg, RequestID: reqID, SignedIn: session(c) != nil}
+	if isStream(c.Path()) || strings.Contains(c.Get(fiber.HeaderAccept), "application/json") {
+		c.Status(status)
+		return c.JSON(fiber.Map{"error": title, "message": msg})
+	}
+	if c.Get(hxRequest) == "true" {
+		toast(c, "error", fmt.Sprintf("%s. %s", title, msg))
+		c.Set(hxReswap, "none")
+		return render(c, status, errview.Fragment(props))
+	}
+	return page(c, status, s.layoutProps(c, title, ""), errview.Page(props))
+}

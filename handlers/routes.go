@@ -1,0 +1,173 @@
+package handlers
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"aicode/services/audit"
+	"aicode/services/auth"
+	"aicode/services/store"
+	"aicode/services/workspace"
+)
+
+// Route is one entry of the route table: every route states who may use
+// it, and guard enforces that before the handler runs.
+type Route struct {
+	Method string
+	Path   string
+	// Public routes need no session (health, static files, sign-in).
+	Public bool
+	// Action is what a signed-in principal must be allowed to do.
+	Action auth.Action
+	// Workspace: the :id parameter names a workspace whose owner decides.
+	Workspace bool
+	Handler   fiber.Handler
+}
+
+// Routes returns the route table (exported for the authorization tests).
+func (s *Server) Routes() []Route { return s.routes() }
+
+func (s *Server) routes() []Route {
+	g, p := fiber.MethodGet, fiber.MethodPost
+	return []Route{
+		{Method: g, Path: "/healthz", Public: true, Handler: s.healthz},
+		{Method: g, Path: "/readyz", Public: true, Handler: s.readyz},
+		{Method: g, Path: "/static/*", Public: true, Handler: s.static},
+		{Method: g, Path: "/favicon.ico", Public: true, Handler: s.favicon},
+
+		{Method: g, Path: "/setup", Public: true, Handler: s.setupForm},
+		{Method: p, Path: "/setup", Public: true, Handler: s.setup},
+		{Method: g, Path: "/login", Public: true, Handler: s.loginForm},
+		{Method: p, Path: "/login", Public: true, Handler: s.login},
+		{Method: p, Path: "/logout", Action: auth.ActSelf, Handler: s.logout},
+		{Method: g, Path: "/account", Action: auth.ActSelf, Handler: s.account},
+		{Method: p, Path: "/account/password", Action: auth.ActSelf, Handler: s.changePassword},
+
+		{Method: g, Path: "/", Action: auth.ActSelf, Handler: s.home},
+		{Method: g, Path: "/workspaces", Action: auth.ActWorkspaceList, Handler: s.listWorkspaces},
+		{Method: p, Path: "/workspaces", Action: auth.ActWorkspaceCreate, Handler: s.createWorkspace},
+		{Method: g, Path: "/workspaces/events", Action: auth.ActWorkspaceList, Handler: s.listEvents},
+		{Method: g, Path: "/workspaces/:id", Action: auth.ActWorkspaceView, Workspace: true, Handler: s.showWorkspace},
+		{Method: g, Path: "/workspaces/:id/events", Action: auth.ActWorkspaceView, Workspace: true, Handler: s.workspaceEvents},
+		{Method: p, Path: "/workspaces/:id/start", Action: auth.ActWorkspaceManage, Workspace: true, Handler: s.workspaceAction(workspace.ActionStart)},
+		{Method: p, Path: "/workspaces/:id/stop", Action: auth.ActWorkspaceManage, Workspace: true, Handler: s.workspaceAction(workspace.ActionStop)},
+		{Method: p, Path: "/workspaces/:id/restart", Action: auth.ActWorkspaceManage, Workspace: true, Handler: s.workspaceAction(workspace.ActionRestart)},
+		{Method: g, Path: "/workspaces/:id/delete", Action: auth.ActWorkspaceManage, Workspace: true, Handler: s.confirmDelete},
+		{Method: p, Path: "/workspaces/:id/delete", Action: auth.ActWorkspaceManage, Workspace: true, Handler: s.deleteWorkspace},
+
+		{Method: g, Path: "/admin/users", Action: auth.ActUserManage, Handler: s.listUsers},
+		{Method: p, Path: "/admin/users", Action: auth.ActUserManage, Handler: s.createUser},
+		{Method: p, Path: "/admin/users/:uid/role", Action: auth.ActUserManage, Handler: s.setRole},
+		{Method: p, Path: "/admin/users/:uid/disable", Action: auth.ActUserManage, Handler: s.setDisabled(true)},
+		{Method: p, Path: "/admin/users/:uid/enable", Action: auth.ActUserManage, Handler: s.setDisabled(false)},
+		{Method: g, Path: "/admin/audit", Action: auth.ActAuditView, Handler: s.listAudit},
+	}
+}
+
+const (
+	localsAuth      = "auth"
+	localsWorkspace = "workspace"
+)
+
+// guard enforces a route's access rule. Anonymous visitors are sent to
+// sign in; workspaces the principal may not see are 404 (their ids leak
+// nothing); visible but forbidden actions are 403 and audited.
+func (s *Server) guard(rt Route) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if rt.Public {
+			return c.Next()
+		}
+		a, ok := c.Locals(localsAuth).(*auth.Authenticated)
+		if !ok {
+			return s.signInFirst(c)
+		}
+		p := a.Principal
+		owner := ""
+		if rt.Workspace {
+			w, err := s.Workspaces.Get(c.UserContext(), p, c.Params("id"))
+			if err != nil {
+				if errors.Is(err, workspace.ErrNotFound) && c.Method() != fiber.MethodGet {
+					s.deny(c, p, rt, "not found or not visible")
+				}
+				return err
+			}
+			c.Locals(localsWorkspace, w)
+			owner = w.OwnerID
+		}
+		if !auth.Allowed(p, rt.Action, owner) {
+			if c.Method() != fiber.MethodGet {
+				s.deny(c, p, rt, "")
+			}
+			return auth.ErrForbidden
+		}
+		return c.Next()
+	}
+}
+
+func (s *Server) deny(c *fiber.Ctx, p auth.Principal, rt Route, detail string) {
+	// Audit refused changes; refused reads are only logged.
+	s.auditRecorder().Record(c.UserContext(), audit.Entry{
+		Actor:        audit.Actor{ID: p.UserID, Name: p.Username},
+		Action:       string(rt.Action),
+		ResourceType: resourceType(rt),
+		ResourceID:   firstNonEmpty(c.Params("id"), c.Params("uid")),
+		Result:       audit.ResultDenied,
+		Detail:       strings.TrimSpace(c.Method() + " " + c.Path() + " " + detail),
+	})
+}
+
+func resourceType(rt Route) string {
+	switch {
+	case rt.Workspace || strings.HasPrefix(rt.Path, "/workspaces"):
+		return "workspace"
+	case strings.HasPrefix(rt.Path, "/admin/users"):
+		return "user"
+	}
+	return ""
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// signInFirst answers an anonymous request for a protected route.
+func (s *Server) signInFirst(c *fiber.Ctx) error {
+	if c.Method() != fiber.MethodGet || isStream(c.Path()) {
+		return auth.ErrUnauthenticated
+	}
+	target := "/login"
+	if c.Path() != "/" {
+		target += "?next=" + url.QueryEscape(string(c.Request().URI().RequestURI()))
+	}
+	return redirect(c, target)
+}
+
+// principal returns the signed-in principal (guard guarantees one).
+func principal(c *fiber.Ctx) auth.Principal {
+	if a, ok := c.Locals(localsAuth).(*auth.Authenticated); ok {
+		return a.Principal
+	}
+	return auth.Principal{}
+}
+
+// session returns the signed-in session, if any.
+func session(c *fiber.Ctx) *auth.Authenticated {
+	a, _ := c.Locals(localsAuth).(*auth.Authenticated)
+	return a
+}
+
+// loadedWorkspace returns the workspace guard loaded for the route.
+func loadedWorkspace(c *fiber.Ctx) store.Workspace {
+	w, _ := c.Locals(localsWorkspace).(store.Workspace)
+	return w
+}
+
+func isStream(path string) bool { return strings.HasSuffix(path, "/events") }

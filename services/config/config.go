@@ -1,0 +1,210 @@
+// Package config reads the application's configuration from the environment,
+// once, in one place. Every variable is documented with its default in
+// .env.example; keep the two in sync.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole runtime configuration.
+type Config struct {
+	ListenAddr string
+	// BaseURL is the externally visible origin (scheme://host[:port]); when
+	// empty the request's own host is trusted for same-origin checks.
+	BaseURL string
+
+	DataDir     string
+	DatabaseURL string
+
+	// DockerHost is passed to the Docker client; empty means the client's
+	// own default (DOCKER_HOST, else the local socket).
+	DockerHost       string
+	DockerAPIVersion string
+
+	WorkspacesRoot string
+	Workspace      WorkspaceDefaults
+
+	SessionSecret []byte
+	SessionTTL    time.Duration
+	// CookieSecure: "auto" sets Secure when the request arrived over TLS
+	// (directly or via a trusted proxy), "true"/"false" force it.
+	CookieSecure   string
+	TrustedProxies []string
+
+	LoginRateLimit  int
+	LoginRateWindow time.Duration
+
+	LogLevel  slog.Level
+	LogFormat string
+
+	ShutdownTimeout time.Duration
+}
+
+// WorkspaceDefaults are the container settings a new workspace gets unless
+// its creator asks for others, and the ceilings they may ask for.
+type WorkspaceDefaults struct {
+	Image     string
+	MemoryMB  int64
+	CPUs      float64
+	PidsLimit int64
+	Network   string
+	User      string
+
+	MaxMemoryMB  int64
+	MaxCPUs      float64
+	MaxPidsLimit int64
+}
+
+// Getenv abstracts os.Getenv so tests can load a config from a map.
+type Getenv func(string) string
+
+// Load reads the configuration from the process environment.
+func Load() (Config, error) { return LoadFrom(os.Getenv) }
+
+// LoadFrom reads the configuration through getenv.
+func LoadFrom(getenv Getenv) (Config, error) {
+	p := parser{getenv: getenv}
+	c := Config{
+		ListenAddr:       p.str("AICODE_LISTEN_ADDR", "127.0.0.1:8080"),
+		BaseURL:          strings.TrimRight(p.str("AICODE_BASE_URL", ""), "/"),
+		DataDir:          p.str("AICODE_DATA_DIR", "./data"),
+		DockerHost:       p.str("DOCKER_HOST", ""),
+		DockerAPIVersion: p.str("DOCKER_API_VERSION", ""),
+		SessionTTL:       p.duration("AICODE_SESSION_TTL", 7*24*time.Hour),
+		CookieSecure:     strings.ToLower(p.str("AICODE_COOKIE_SECURE", "auto")),
+		TrustedProxies:   p.list("AICODE_TRUSTED_PROXIES"),
+		LoginRateLimit:   p.int("AICODE_LOGIN_RATE_LIMIT", 10),
+		LoginRateWindow:  p.duration("AICODE_LOGIN_RATE_WINDOW", 15*time.Minute),
+		LogFormat:        strings.ToLower(p.str("AICODE_LOG_FORMAT", "text")),
+		ShutdownTimeout:  p.duration("AICODE_SHUTDOWN_TIMEOUT", 30*time.Second),
+	}
+	c.DatabaseURL = p.str("DATABASE_URL", "sqlite:"+filepath.Join(c.DataDir, "aicode.db"))
+	c.WorkspacesRoot = p.str("AICODE_WORKSPACES_ROOT", filepath.Join(c.DataDir, "workspaces"))
+	c.Workspace = WorkspaceDefaults{
+		Image:        p.str("AICODE_WORKSPACE_IMAGE", "aicode-workspace:latest"),
+		MemoryMB:     p.int64("AICODE_WORKSPACE_MEMORY_MB", 2048),
+		CPUs:         p.float("AICODE_WORKSPACE_CPUS", 2),
+		PidsLimit:    p.int64("AICODE_WORKSPACE_PIDS", 512),
+		Network:      p.str("AICODE_WORKSPACE_NETWORK", "bridge"),
+		User:         p.str("AICODE_WORKSPACE_USER", "1000:1000"),
+		MaxMemoryMB:  p.int64("AICODE_WORKSPACE_MAX_MEMORY_MB", 16384),
+		MaxCPUs:      p.float("AICODE_WORKSPACE_MAX_CPUS", 8),
+		MaxPidsLimit: p.int64("AICODE_WORKSPACE_MAX_PIDS", 4096),
+	}
+	if s := p.str("AICODE_SESSION_SECRET", ""); s != "" {
+		if len(s) < 32 {
+			p.errs = append(p.errs, errors.New("AICODE_SESSION_SECRET must be at least 32 characters"))
+		}
+		c.SessionSecret = []byte(s)
+	}
+	switch lvl := strings.ToLower(p.str("AICODE_LOG_LEVEL", "info")); lvl {
+	case "debug":
+		c.LogLevel = slog.LevelDebug
+	case "info":
+		c.LogLevel = slog.LevelInfo
+	case "warn", "warning":
+		c.LogLevel = slog.LevelWarn
+	case "error":
+		c.LogLevel = slog.LevelError
+	default:
+		p.errs = append(p.errs, fmt.Errorf("AICODE_LOG_LEVEL: unknown level %q (debug, info, warn, error)", lvl))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		p.errs = append(p.errs, fmt.Errorf("AICODE_LOG_FORMAT: %q is neither text nor json", c.LogFormat))
+	}
+	switch c.CookieSecure {
+	case "auto", "true", "false":
+	default:
+		p.errs = append(p.errs, fmt.Errorf("AICODE_COOKIE_SECURE: %q is not auto, true or false", c.CookieSecure))
+	}
+	w := c.Workspace
+	if w.MemoryMB < 16 || w.MemoryMB > w.MaxMemoryMB {
+		p.errs = append(p.errs, fmt.Errorf("AICODE_WORKSPACE_MEMORY_MB: %d must be between 16 and AICODE_WORKSPACE_MAX_MEMORY_MB (%d)", w.MemoryMB, w.MaxMemoryMB))
+	}
+	if w.CPUs <= 0 || w.CPUs > w.MaxCPUs {
+		p.errs = append(p.errs, fmt.Errorf("AICODE_WORKSPACE_CPUS: %g must be above 0 and at most AICODE_WORKSPACE_MAX_CPUS (%g)", w.CPUs, w.MaxCPUs))
+	}
+	if w.PidsLimit < 16 || w.PidsLimit > w.MaxPidsLimit {
+		p.errs = append(p.errs, fmt.Errorf("AICODE_WORKSPACE_PIDS: %d must be between 16 and AICODE_WORKSPACE_MAX_PIDS (%d)", w.PidsLimit, w.MaxPidsLimit))
+	}
+	if w.User == "" || strings.HasPrefix(w.User, "0:") || w.User == "0" || w.User == "root" {
+		p.errs = append(p.errs, errors.New("AICODE_WORKSPACE_USER must name a non-root user"))
+	}
+	if c.LoginRateLimit < 1 {
+		p.errs = append(p.errs, errors.New("AICODE_LOGIN_RATE_LIMIT must be at least 1"))
+	}
+	return c, errors.Join(p.errs...)
+}
+
+type parser struct {
+	getenv Getenv
+	errs   []error
+}
+
+func (p *parser) str(key, def string) string {
+	if v := strings.TrimSpace(p.getenv(key)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (p *parser) list(key string) []string {
+	var out []string
+	for _, s := range strings.Split(p.getenv(key), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (p *parser) int(key string, def int) int {
+	return int(p.int64(key, int64(def)))
+}
+
+func (p *parser) int64(key string, def int64) int64 {
+	v := p.str(key, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		p.errs = append(p.errs, fmt.Errorf("%s: %q is not a whole number", key, v))
+		return def
+	}
+	return n
+}
+
+func (p *parser) float(key string, def float64) float64 {
+	v := p.str(key, "")
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		p.errs = append(p.errs, fmt.Errorf("%s: %q is not a number", key, v))
+		return def
+	}
+	return f
+}
+
+func (p *parser) duration(key string, def time.Duration) time.Duration {
+	v := p.str(key, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		p.errs = append(p.errs, fmt.Errorf("%s: %q is not a positive duration such as 30s or 24h", key, v))
+		return def
+	}
+	return d
+}

@@ -1,0 +1,216 @@
+// Package store persists users, sessions, workspaces and audit events behind
+// one interface. Two backends implement it over database/sql: SQLite
+// (modernc.org/sqlite, the zero-config default) and PostgreSQL (jackc/pgx v5).
+// Both pass the same conformance suite (storetest).
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors; backends wrap driver errors into these.
+var (
+	ErrNotFound = errors.New("not found")
+	// ErrConflict is a unique-constraint violation (duplicate name, path...).
+	ErrConflict = errors.New("already exists")
+	// ErrSetupDone is returned by CreateFirstAdmin once any user exists.
+	ErrSetupDone = errors.New("setup already completed")
+)
+
+// Role is a user's role. Viewers read, members manage their own workspaces,
+// admins see and manage everything.
+type Role string
+
+const (
+	RoleAdmin  Role = "admin"
+	RoleMember Role = "member"
+	RoleViewer Role = "viewer"
+)
+
+// Roles lists every role, most privileged first.
+var Roles = []Role{RoleAdmin, RoleMember, RoleViewer}
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool {
+	return r == RoleAdmin || r == RoleMember || r == RoleViewer
+}
+
+type User struct {
+	ID           string
+	Username     string
+	PasswordHash string
+	Role         Role
+	Disabled     bool
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	LastLoginAt  *time.Time
+}
+
+// Session is a server-side login session. The cookie carries a random token;
+// only its SHA-256 (ID) is stored, so a database leak yields no usable cookie.
+type Session struct {
+	ID        string
+	UserID    string
+	CSRFToken string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	IP        string
+	UserAgent string
+}
+
+// SessionUser is a session joined with its (enabled or not) user.
+type SessionUser struct {
+	Session Session
+	User    User
+}
+
+// DesiredState is what the user asked for.
+type DesiredState string
+
+const (
+	DesiredRunning DesiredState = "running"
+	DesiredStopped DesiredState = "stopped"
+)
+
+// Status is the last state observed on the engine.
+type Status string
+
+const (
+	StatusCreating   Status = "creating"
+	StatusRunning    Status = "running"
+	StatusStopped    Status = "stopped"
+	StatusRestarting Status = "restarting"
+	StatusPaused     Status = "paused"
+	StatusStarting   Status = "starting"
+	StatusStopping   Status = "stopping"
+	StatusRemoving   Status = "removing"
+	// StatusMissing: the container was removed outside the app.
+	StatusMissing Status = "missing"
+	// StatusError: the last lifecycle action failed; StatusDetail says why.
+	StatusError Status = "error"
+	// StatusUnknown: the engine could not be asked.
+	StatusUnknown Status = "unknown"
+)
+
+// Limits are a workspace's container resource limits.
+type Limits struct {
+	MemoryMB  int64
+	CPUs      float64
+	PidsLimit int64
+}
+
+type Workspace struct {
+	ID          string
+	Name        string
+	OwnerID     string
+	OwnerName   string // filled by reads that join users
+	ProjectPath string // absolute, symlinks resolved, inside the workspaces root
+	// CreatedDir records whether the app created ProjectPath (and so may
+	// offer to delete it) or adopted an existing directory.
+	CreatedDir   bool
+	Image        string
+	Limits       Limits
+	Desired      DesiredState
+	Status       Status
+	StatusDetail string
+	ContainerID  string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	// ObservedAt is when Status was last confirmed against the engine.
+	ObservedAt *time.Time
+}
+
+// WorkspaceFilter selects and pages workspaces. Limit is required (<= 500).
+type WorkspaceFilter struct {
+	OwnerID string // empty: everyone's
+	Query   string // substring of the name, case-insensitive
+	Status  Status // empty: any
+	Limit   int
+	Offset  int
+}
+
+// StatusUpdate records an observation of a workspace's container.
+type StatusUpdate struct {
+	Status      Status
+	Detail      string
+	ContainerID *string // nil leaves the stored id unchanged
+	ObservedAt  time.Time
+}
+
+type AuditEvent struct {
+	ID           int64
+	At           time.Time
+	ActorID      string // empty for anonymous (failed logins, setup)
+	ActorName    string
+	Action       string // e.g. "workspace.create"
+	ResourceType string
+	ResourceID   string
+	Result       string // "ok", "denied" or "error"
+	Detail       string
+	IP           string
+	UserAgent    string
+}
+
+// AuditFilter selects audit events, newest first. BeforeID pages backwards.
+type AuditFilter struct {
+	ActorID      string
+	Action       string // prefix match: "workspace." matches all workspace actions
+	ResourceType string
+	ResourceID   string
+	Result       string
+	BeforeID     int64
+	Limit        int
+}
+
+// Store is the persistence interface. All methods take ctx first; reads that
+// miss return ErrNotFound, unique violations return ErrConflict.
+type Store interface {
+	// Tx runs fn in one transaction; fn's Store is bound to it.
+	Tx(ctx context.Context, fn func(Store) error) error
+	Ping(ctx context.Context) error
+	Close() error
+	// Dialect names the backend: "sqlite" or "postgres".
+	Dialect() string
+
+	CreateFirstAdmin(ctx context.Context, u *User) error
+	CreateUser(ctx context.Context, u *User) error
+	GetUser(ctx context.Context, id string) (User, error)
+	GetUserByUsername(ctx context.Context, username string) (User, error)
+	ListUsers(ctx context.Context) ([]User, error)
+	CountUsers(ctx context.Context) (int, error)
+	CountActiveAdmins(ctx context.Context) (int, error)
+	UpdateUserRole(ctx context.Context, id string, role Role) error
+	SetUserDisabled(ctx context.Context, id string, disabled bool) error
+	SetUserPassword(ctx context.Context, id, hash string) error
+	TouchUserLogin(ctx context.Context, id string, at time.Time) error
+
+	CreateSession(ctx context.Context, s Session) error
+	// GetSession returns the session and its user if it has not expired at now.
+	GetSession(ctx context.Context, id string, now time.Time) (SessionUser, error)
+	ExtendSession(ctx context.Context, id string, expiresAt time.Time) error
+	DeleteSession(ctx context.Context, id string) error
+	DeleteUserSessions(ctx context.Context, userID string) error
+	DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, error)
+
+	CreateWorkspace(ctx context.Context, w *Workspace) error
+	GetWorkspace(ctx context.Context, id string) (Workspace, error)
+	GetWorkspaceByName(ctx context.Context, name string) (Workspace, error)
+	// ListWorkspaces returns one page and the total matching count.
+	ListWorkspaces(ctx context.Context, f WorkspaceFilter) ([]Workspace, int, error)
+	// AllWorkspaces returns every workspace (for reconciliation).
+	AllWorkspaces(ctx context.Context) ([]Workspace, error)
+	SetWorkspaceDesired(ctx context.Context, id string, d DesiredState) error
+	SetWorkspaceStatus(ctx context.Context, id string, u StatusUpdate) error
+	DeleteWorkspace(ctx context.Context, id string) error
+	// WorkspaceByPath finds the workspace using a project directory.
+	WorkspaceByPath(ctx context.Context, path string) (Workspace, error)
+
+	AppendAudit(ctx context.Context, e *AuditEvent) error
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+}
+
+// NewID returns a fresh random id of the form the store uses, for callers
+// that need an entity's id before saving it.
+func NewID() string { return newID() }

@@ -1,0 +1,180 @@
+package workspace
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// ErrOutsideRoot: a project directory resolves outside the workspaces root.
+var ErrOutsideRoot = errors.New("the directory must be inside the workspaces root")
+
+// MaxDirLen bounds the relative directory a user may type.
+const MaxDirLen = 255
+
+// Root is the workspaces root directory: absolute, symlinks resolved. Every
+// project directory must resolve strictly inside it.
+type Root struct{ path string }
+
+// OpenRoot creates (if needed) and resolves the workspaces root.
+func OpenRoot(dir string) (Root, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return Root{}, fmt.Errorf("workspaces root: %w", err)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return Root{}, fmt.Errorf("create workspaces root: %w", err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return Root{}, fmt.Errorf("resolve workspaces root: %w", err)
+	}
+	return Root{path: real}, nil
+}
+
+// Path is the resolved root.
+func (r Root) Path() string { return r.path }
+
+// CleanRelative validates a directory typed by a user: relative, no ".."
+// element, no NUL, bounded length. It returns the cleaned form.
+func CleanRelative(rel string) (string, error) {
+	rel = strings.TrimSpace(rel)
+	switch {
+	case rel == "":
+		return "", errors.New("enter a directory")
+	case len(rel) > MaxDirLen:
+		return "", fmt.Errorf("the directory must be at most %d characters", MaxDirLen)
+	case strings.ContainsRune(rel, 0):
+		return "", errors.New("the directory contains an invalid character")
+	case filepath.IsAbs(rel) || strings.HasPrefix(rel, "/") || strings.HasPrefix(rel, `\`):
+		return "", errors.New("give a path relative to the workspaces root, not an absolute path")
+	}
+	for _, part := range strings.Split(filepath.ToSlash(rel), "/") {
+		if part == ".." {
+			return "", errors.New(`the directory may not contain ".."`)
+		}
+	}
+	clean := filepath.Clean(rel)
+	if clean == "." {
+		return "", errors.New("the directory cannot be the workspaces root itself")
+	}
+	return clean, nil
+}
+
+// Inside reports whether p (absolute, resolved) is strictly inside the root.
+func (r Root) Inside(p string) bool {
+	rel, err := filepath.Rel(r.path, p)
+	if err != nil {
+		return false
+	}
+	return rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+}
+
+// Resolve maps a cleaned relative directory to an absolute path inside the
+// root, following symlinks. exists says whether the directory is already
+// there. A symlink anywhere on the way that leads out of the root is
+// refused, as is an existing non-directory.
+func (r Root) Resolve(rel string) (path string, exists bool, err error) {
+	joined := filepath.Join(r.path, rel)
+	_, err = os.Lstat(joined)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", false, fmt.Errorf("inspect directory: %w", err)
+	}
+	if err == nil {
+		real, err := filepath.EvalSymlinks(joined)
+		if err != nil {
+			return "", false, fmt.Errorf("%w (it is a broken link)", ErrOutsideRoot)
+		}
+		if !r.Inside(real) {
+			return "", false, ErrOutsideRoot
+		}
+		st, err := os.Stat(real)
+		if err != nil {
+			return "", false, fmt.Errorf("inspect directory: %w", err)
+		}
+		if !st.IsDir() {
+			return "", false, errors.New("a file, not a directory, exists at that path")
+		}
+		return real, true, nil
+	}
+	// Walk up to the deepest existing ancestor; it must resolve inside the
+	// root (or be the root), so the directories created below it are too.
+	ancestor := filepath.Dir(joined)
+	for {
+		if _, err := os.Lstat(ancestor); err == nil {
+			break
+		}
+		ancestor = filepath.Dir(ancestor)
+	}
+	real, err := filepath.EvalSymlinks(ancestor)
+	if err != nil {
+		return "", false, fmt.Errorf("%w (a parent is a broken link)", ErrOutsideRoot)
+	}
+	if real != r.path && !r.Inside(real) {
+		return "", false, ErrOutsideRoot
+	}
+	rest, err := filepath.Rel(ancestor, joined)
+	if err != nil {
+		return "", false, fmt.Errorf("resolve directory: %w", err)
+	}
+	return filepath.Join(real, rest), false, nil
+}
+
+// Create makes a directory returned by Resolve and re-checks it, closing the
+// window in which a parent could have been swapped for a symlink.
+func (r Root) Create(path string, uid, gid int) error {
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		return fmt.Errorf("create project directory: %w", err)
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil || real != path || !r.Inside(real) {
+		_ = os.Remove(path)
+		return ErrOutsideRoot
+	}
+	if uid >= 0 && os.Geteuid() == 0 {
+		// The container runs as a non-root user that must be able to write
+		// its project; only root can hand the directory over.
+		if err := os.Chown(path, uid, gid); err != nil {
+			return fmt.Errorf("hand project directory to the workspace user: %w", err)
+		}
+	}
+	return nil
+}
+
+// RemoveAll deletes a project directory after checking, once more, that it
+// is strictly inside the root.
+func (r Root) RemoveAll(path string) error {
+	real, err := filepath.EvalSymlinks(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("resolve project directory: %w", err)
+	}
+	if !r.Inside(real) || real != path {
+		return ErrOutsideRoot
+	}
+	if err := os.RemoveAll(real); err != nil {
+		return fmt.Errorf("delete project files: %w", err)
+	}
+	return nil
+}
+
+// CheckExisting verifies that a stored project directory still exists and
+// still resolves to itself inside the root (nobody swapped in a symlink).
+func (r Root) CheckExisting(path string) error {
+	real, err := filepath.EvalSymlinks(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("the project directory %s no longer exists; restore it or delete the workspace", path)
+	}
+	if err != nil {
+		return fmt.Errorf("resolve project directory: %w", err)
+	}
+	if real != path || !r.Inside(real) {
+		return ErrOutsideRoot
+	}
+	return nil
+}
