@@ -59,12 +59,12 @@ check: generate ## gofmt, go vet, and generated files up to date
 		echo "generated templ files are out of date; run 'make generate' and commit:"; git diff --stat -- '*_templ.go'; exit 1; fi
 
 .PHONY: test
-test: check assets ## Run every test CI runs (needs Docker, PostgreSQL, Chromium; see README)
-	$(GO) test $(TEST_FLAGS) ./...
+test: check assets ## Run every test CI runs (prepares PostgreSQL, Chromium, images: scripts/test-env.sh)
+	@env_lines="$$(scripts/test-env.sh)" && eval "$$env_lines" && $(GO) test $(TEST_FLAGS) ./...
 
 .PHONY: bench
 bench: assets ## Run the benchmarks; prints BENCH <name> <value> <unit> lines
-	$(GO) test -count=1 -timeout 60m -run '^$$' -bench . -benchtime 1x ./bench/ | tee bench.out | grep -E '^BENCH ' || true
+	@env_lines="$$(scripts/test-env.sh)" && eval "$$env_lines" && $(GO) test -count=1 -timeout 60m -run '^$$' -bench . -benchtime 1x ./bench/ | tee bench.out | grep -E '^BENCH ' || true
 
 .PHONY: clean
 clean: ## Remove build output

@@ -73,8 +73,8 @@
       if (!d.open) d.showModal();
     });
   }
-  document.body.addEventListener('htmx:afterSwap', function (e) {
-    openDialogs(e.detail.target.parentNode || document);
+  document.body.addEventListener('htmx:afterSwap', function () {
+    openDialogs(document);
   });
   document.addEventListener('click', function (e) {
     var closer = e.target.closest('[data-dialog-close]');

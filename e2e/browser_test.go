@@ -1,0 +1,128 @@
+// Package e2e drives the real application in headless Chromium.
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/docker/docker/client"
+
+	"aicode/services/store"
+	"aicode/testutil"
+)
+
+const pw = "browser-secret-42"
+
+// First run, sign-in, creating a workspace, watching it run, stopping it,
+// and seeing a change made outside the app arrive live.
+func TestBrowserFirstRunToStoppedWorkspace(t *testing.T) {
+	s := testutil.StartServer(t, testutil.Options{})
+	b := testutil.NewBrowser(t)
+	name := testutil.UniqueName("web")
+	sel := func(testid string) string { return `[data-testid="` + testid + `"]` }
+	row := `tr[data-name="` + name + `"]`
+
+	// A fresh installation sends everyone to the setup form.
+	b.Do(t, "open the app", 20*time.Second,
+		chromedp.Navigate(s.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS(sel("setup-form"))),
+	)
+	if url := testutil.Eval[string](t, b, "location.href"); !strings.HasSuffix(url, "/setup") {
+		t.Fatalf("fresh app did not redirect to setup: %s", url)
+	}
+	b.Do(t, "complete setup", 20*time.Second,
+		chromedp.SendKeys(chromedp.CSS(sel("field-username")), "admin"),
+		chromedp.SendKeys(chromedp.CSS(sel("field-password")), pw),
+		chromedp.SendKeys(chromedp.CSS(sel("field-password2")), pw),
+		chromedp.Click(chromedp.CSS(sel("setup-submit"))),
+		chromedp.WaitVisible(chromedp.CSS(sel("empty-state"))),
+		chromedp.WaitVisible(chromedp.CSS(sel("toast"))),
+	)
+
+	// Sign out, then in again.
+	b.Do(t, "sign out", 10*time.Second,
+		chromedp.Click(chromedp.CSS(sel("logout"))),
+		chromedp.WaitVisible(chromedp.CSS(sel("login-form"))),
+	)
+	b.Do(t, "sign in", 10*time.Second,
+		chromedp.SendKeys(chromedp.CSS(sel("field-username")), "admin"),
+		chromedp.SendKeys(chromedp.CSS(sel("field-password")), pw),
+		chromedp.Click(chromedp.CSS(sel("login-submit"))),
+		chromedp.WaitVisible(chromedp.CSS(sel("create-form"))),
+	)
+
+	// Create: the inline form, then the row appears and reads running.
+	b.Do(t, "create a workspace", 60*time.Second,
+		chromedp.Click(chromedp.CSS(sel("create-form")+" summary")),
+		chromedp.WaitVisible(chromedp.CSS(sel("field-name"))),
+		chromedp.SendKeys(chromedp.CSS(sel("field-name")), name),
+		chromedp.Click(chromedp.CSS(sel("create-submit"))),
+		chromedp.WaitVisible(chromedp.CSS(row+` [data-status="running"]`)),
+	)
+
+	// Stop from the list without a page load.
+	before := testutil.Eval[float64](t, b, "performance.timeOrigin")
+	b.Do(t, "stop it", 30*time.Second,
+		chromedp.Click(chromedp.CSS(row+` [data-testid="action-stop"]`)),
+		chromedp.WaitVisible(chromedp.CSS(row+` [data-status="stopped"]`)),
+		chromedp.WaitVisible(chromedp.CSS(row+` [data-testid="action-start"]`)),
+	)
+	if after := testutil.Eval[float64](t, b, "performance.timeOrigin"); before != after {
+		t.Errorf("stopping reloaded the page")
+	}
+
+	// Start it from the detail page, then kill the container behind the
+	// app's back: the badge changes live, without a reload.
+	b.Do(t, "start from the detail page", 30*time.Second,
+		chromedp.Click(chromedp.CSS(row+` a[href^="/workspaces/"]`)),
+		chromedp.WaitVisible(chromedp.CSS(sel("workspace-status"))),
+		chromedp.Click(chromedp.CSS(sel("workspace-status")+` [data-testid="action-start"]`)),
+		chromedp.WaitVisible(chromedp.CSS(sel("workspace-status")+` [data-status="running"]`)),
+	)
+	w, err := s.App.Store.GetWorkspaceByName(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if err := cli.ContainerKill(context.Background(), w.ContainerID, "KILL"); err != nil {
+		t.Fatal(err)
+	}
+	b.Do(t, "see the outside kill arrive live", 10*time.Second,
+		chromedp.WaitVisible(chromedp.CSS(sel("workspace-status")+` [data-status="stopped"]`)),
+		chromedp.WaitVisible(chromedp.CSS(sel("status-detail"))),
+	)
+
+	// Dark mode toggles and is remembered.
+	isDark := "document.documentElement.classList.contains('dark')"
+	wasDark := testutil.Eval[bool](t, b, isDark)
+	b.Do(t, "toggle dark mode", 10*time.Second, chromedp.Click(chromedp.CSS(`[data-theme-toggle]`)))
+	dark := testutil.Eval[bool](t, b, isDark)
+	if dark == wasDark {
+		t.Errorf("dark mode toggle did nothing")
+	}
+	b.Do(t, "reload keeps the theme", 10*time.Second,
+		chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.CSS(sel("workspace-status"))),
+	)
+	if again := testutil.Eval[bool](t, b, isDark); again != dark {
+		t.Errorf("theme not remembered across reload: %v then %v", dark, again)
+	}
+
+	b.Screenshot(t, "detail")
+	b.Do(t, "back to the list", 10*time.Second, chromedp.Navigate(s.URL+"/workspaces"), chromedp.WaitVisible(chromedp.CSS(row)))
+	b.Screenshot(t, "workspaces")
+
+	if errs := b.Errors(); len(errs) > 0 {
+		t.Errorf("the pages logged errors (CSP violations, exceptions): %v", errs)
+	}
+	if got, _ := s.App.Store.GetWorkspace(context.Background(), w.ID); got.Status != store.StatusStopped {
+		t.Errorf("stored status %s", got.Status)
+	}
+}
