@@ -45,6 +45,9 @@ type App struct {
 	stopBG        context.CancelFunc
 	cancelStreams context.CancelFunc
 	wg            sync.WaitGroup
+
+	lnMu sync.Mutex
+	lns  []*trackingListener
 }
 
 // New opens the store (applying migrations), connects the engine client and
@@ -141,13 +144,38 @@ func (a *App) pruneSessions() {
 }
 
 // Serve answers HTTP on ln until Shutdown.
-func (a *App) Serve(ln net.Listener) error { return a.Fiber.Listener(ln) }
+func (a *App) Serve(ln net.Listener) error {
+	tl := newTrackingListener(ln)
+	a.lnMu.Lock()
+	a.lns = append(a.lns, tl)
+	a.lnMu.Unlock()
+	return a.Fiber.Listener(tl)
+}
 
 // Shutdown ends event streams, lets in-flight requests finish (up to the
 // context's deadline), stops background work and closes the store.
 func (a *App) Shutdown(ctx context.Context) error {
 	a.cancelStreams()
-	err := a.Fiber.ShutdownWithContext(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Fiber.ShutdownWithContext(ctx) }()
+	// Pre-opened connections that never sent a request are not in flight;
+	// close them as they appear so they cannot hold the shutdown.
+	tick := time.NewTicker(50 * time.Millisecond)
+	var err error
+wait:
+	for {
+		a.lnMu.Lock()
+		for _, l := range a.lns {
+			l.closeUnused()
+		}
+		a.lnMu.Unlock()
+		select {
+		case err = <-done:
+			break wait
+		case <-tick.C:
+		}
+	}
+	tick.Stop()
 	a.stopBG()
 	a.wg.Wait()
 	return errors.Join(err, a.Engine.Close(), a.Store.Close())

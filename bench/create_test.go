@@ -62,7 +62,23 @@ func BenchmarkCreateToRunning(b *testing.B) {
 		}
 	})
 
+	ev := watchEngineEvents(b, cli)
 	var appMS, rawMS []float64
+	// Each side's time split at the engine's create and start events:
+	// [0] request start -> create event, [1] create -> start event,
+	// [2] start event -> done.
+	var appSplit, rawSplit [3][]float64
+	splitOK := true
+	split := func(dst *[3][]float64, id string, t0, t1 time.Time) {
+		created, started, ok := ev.wait(id)
+		if !ok {
+			splitOK = false
+			return
+		}
+		dst[0] = append(dst[0], ms(created.Sub(t0)))
+		dst[1] = append(dst[1], ms(started.Sub(created)))
+		dst[2] = append(dst[2], ms(t1.Sub(started)))
+	}
 	// The first app container is kept until the first raw one exists, to
 	// compare their configurations (during warm-up, not measured).
 	var firstApp *store.Workspace
@@ -73,7 +89,8 @@ func BenchmarkCreateToRunning(b *testing.B) {
 		time.Sleep(settle)
 		start := time.Now()
 		r := admin.Post("/workspaces", url.Values{"name": {name}}, true)
-		appDur := time.Since(start)
+		end := time.Now()
+		appDur := end.Sub(start)
 		if r.Status != http.StatusCreated {
 			b.Fatalf("create %s: %d %s", name, r.Status, r.Body)
 		}
@@ -88,6 +105,9 @@ func BenchmarkCreateToRunning(b *testing.B) {
 			b.Fatalf("workspace %s: status %s (%s), want running", name, w.Status, w.StatusDetail)
 		}
 		mustRunning(b, cli, w.ContainerID)
+		if i >= 0 {
+			split(&appSplit, w.ContainerID, start, end)
+		}
 		if firstApp == nil {
 			firstApp = &w
 		} else {
@@ -96,9 +116,13 @@ func BenchmarkCreateToRunning(b *testing.B) {
 
 		// Raw side.
 		time.Sleep(settle)
-		rawDur, id := rawCreate(b, cli, rawIDs, image, def.User, fmt.Sprintf("bench-raw-%s-%02d", suffix, i+createWarmup),
+		rawStart, rawEnd, id := rawCreate(b, cli, rawIDs, image, def.User, fmt.Sprintf("bench-raw-%s-%02d", suffix, i+createWarmup),
 			def.MemoryMB, def.CPUs, def.PidsLimit, def.Network)
+		rawDur := rawEnd.Sub(rawStart)
 		mustRunning(b, cli, id)
+		if i >= 0 {
+			split(&rawSplit, id, rawStart, rawEnd)
+		}
 		if !compared {
 			compared = true
 			sameConfig(b, cli, firstApp.ContainerID, id)
@@ -118,17 +142,34 @@ func BenchmarkCreateToRunning(b *testing.B) {
 	emit("create_to_running_raw_median_ms", raw, "ms")
 	emit("create_to_running_app_p90_ms", percentile(appMS, 90), "ms")
 	emit("create_to_running_raw_p90_ms", percentile(rawMS, 90), "ms")
+	if !splitOK {
+		b.Logf("some engine create/start events did not arrive; no split printed")
+		return
+	}
+	// Where the time goes, per side: before the engine reported the
+	// container created (the app: validation, store writes, mkdir, image
+	// check, then the create call), create to start (the start call), and
+	// after the start (the app: audit, inspect, store update, render; raw:
+	// the inspect).
+	for _, sd := range []struct {
+		side  string
+		parts [3][]float64
+	}{{"app", appSplit}, {"raw", rawSplit}} {
+		emit("create_split_"+sd.side+"_until_create_event_median_ms", median(sd.parts[0]), "ms")
+		emit("create_split_"+sd.side+"_create_to_start_event_median_ms", median(sd.parts[1]), "ms")
+		emit("create_split_"+sd.side+"_after_start_event_median_ms", median(sd.parts[2]), "ms")
+	}
 }
 
 // rawCreate creates and starts a container configured as the app
 // configures a workspace container (services/engine CreateContainer with
 // services/workspace spec), straight through the SDK, and returns how long
-// the engine calls took. The timed section is ContainerCreate +
+// when the timed engine calls began and ended. The timed section is ContainerCreate +
 // ContainerStart + one ContainerInspect, because the app's create also
 // inspects once (observe) after starting before it answers. The project
 // directory is made (and handed to the workspace user) before the clock
 // starts: only the engine calls are the baseline.
-func rawCreate(b *testing.B, cli *client.Client, ids map[string]bool, image, user, name string, memMB int64, cpus float64, pids int64, network string) (time.Duration, string) {
+func rawCreate(b *testing.B, cli *client.Client, ids map[string]bool, image, user, name string, memMB int64, cpus float64, pids int64, network string) (start, end time.Time, id string) {
 	b.Helper()
 	dir := b.TempDir()
 	if err := os.Chmod(dir, 0o755); err != nil {
@@ -181,7 +222,7 @@ func rawCreate(b *testing.B, cli *client.Client, ids map[string]bool, image, use
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	start := time.Now()
+	start = time.Now()
 	resp, err := cli.ContainerCreate(ctx, cfg, hc, nil, nil, name)
 	if err != nil {
 		b.Fatalf("raw create %s: %v", name, err)
@@ -191,14 +232,14 @@ func rawCreate(b *testing.B, cli *client.Client, ids map[string]bool, image, use
 		b.Fatalf("raw start %s: %v", name, err)
 	}
 	ins, err := cli.ContainerInspect(ctx, resp.ID)
-	d := time.Since(start)
+	end = time.Now()
 	if err != nil {
 		b.Fatalf("raw inspect %s: %v", name, err)
 	}
 	if ins.State == nil || !ins.State.Running {
 		b.Fatalf("raw container %s not running after start: %+v", name, ins.State)
 	}
-	return d, resp.ID
+	return start, end, resp.ID
 }
 
 func removeRaw(b *testing.B, cli *client.Client, ids map[string]bool, id string) {

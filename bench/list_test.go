@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,8 +82,9 @@ func benchList(b *testing.B, o testutil.Options, suffix string) {
 
 	// Warm-up: open every connection and let the server, the store's pool
 	// and the runtime reach a steady state.
-	run := func(perConn int, record bool) time.Duration {
+	run := func(perConn int, record bool) (time.Duration, time.Duration) {
 		var wg sync.WaitGroup
+		cpu0 := processCPU()
 		start := time.Now()
 		for g := 0; g < listConns; g++ {
 			wg.Add(1)
@@ -105,13 +107,13 @@ func benchList(b *testing.B, o testutil.Options, suffix string) {
 			}()
 		}
 		wg.Wait()
-		return time.Since(start)
+		return time.Since(start), processCPU() - cpu0
 	}
 	run(listWarmup, false)
 	if first != nil {
 		b.Fatal(first)
 	}
-	elapsed := run(listPerConn, true)
+	elapsed, cpu := run(listPerConn, true)
 	if first != nil {
 		b.Fatal(first)
 	}
@@ -122,7 +124,18 @@ func benchList(b *testing.B, o testutil.Options, suffix string) {
 	emit("list_fragment_p50_ms"+suffix, percentile(lat, 50), "ms")
 	emit("list_fragment_p99_ms"+suffix, percentile(lat, 99), "ms")
 	emit("list_fragment_rps"+suffix, float64(len(lat))/elapsed.Seconds(), "req/s")
+	// CPU per request and cores used tell a slow server from a busy
+	// machine: the load generator and the server share this process, so
+	// both are counted; cores_used well below the machine's count while
+	// requests queue means something else had the CPU.
+	emit("list_fragment_cpu_per_req_ms"+suffix, ms(cpu)/float64(len(lat)), "ms")
+	emit("list_fragment_cores_used"+suffix, float64(cpu)/float64(elapsed), "cores")
+	emit("list_fragment_body_bytes"+suffix, float64(bodyBytes.Load()), "bytes")
 }
+
+// bodyBytes is the size of the last fragment received, as decoded by the
+// client (the transport asks for gzip, as browsers do, and inflates it).
+var bodyBytes atomic.Int64
 
 // fetchFragment requests the list fragment and checks it: 200, one page of
 // rows, and the full total. The latency covers sending the request until
@@ -147,6 +160,7 @@ func fetchFragment(hc *http.Client, u string) (time.Duration, error) {
 	if resp.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("GET %s: status %d, want 200: %.300s", u, resp.StatusCode, body)
 	}
+	bodyBytes.Store(int64(len(body)))
 	text := string(body)
 	if n := strings.Count(text, `data-testid="workspace-row"`); n != listRowsPerPage {
 		return 0, fmt.Errorf("GET %s: %d rows, want %d", u, n, listRowsPerPage)

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -39,7 +41,7 @@ func classify(err error) (int, string, string) {
 	case errors.Is(err, auth.ErrForbidden):
 		return fiber.StatusForbidden, "Not allowed", "Your role does not allow this. Ask an admin if you need it."
 	case errors.Is(err, errCSRF):
-		return fiber.StatusForbidden, "Request refused", errCSRF.Error() + "."
+		return fiber.StatusForbidden, "Request refused", sentence(errCSRF.Error())
 	case errors.Is(err, errCrossOrigin):
 		return fiber.StatusForbidden, "Request refused", "This request came from another site and was refused."
 	case errors.As(err, &verrs):
@@ -47,7 +49,7 @@ func classify(err error) (int, string, string) {
 	case errors.As(err, &imgErr):
 		return fiber.StatusUnprocessableEntity, "Image missing", imgErr.Error()
 	case errors.As(err, &rateErr):
-		return fiber.StatusTooManyRequests, "Slow down", rateErr.Error() + "."
+		return fiber.StatusTooManyRequests, "Slow down", sentence(rateErr.Error())
 	case errors.Is(err, auth.ErrLastAdmin), errors.Is(err, auth.ErrSelf), errors.Is(err, auth.ErrSetupDone):
 		return fiber.StatusConflict, "Not possible", sentence(err.Error())
 	case errors.Is(err, engine.ErrUnavailable), errors.Is(err, engine.ErrTooOld):
@@ -105,7 +107,8 @@ func sentence(s string) string {
 	if s == "" {
 		return s
 	}
-	s = strings.ToUpper(s[:1]) + s[1:]
+	r, size := utf8.DecodeRuneInString(s)
+	s = string(unicode.ToUpper(r)) + s[size:]
 	if !strings.HasSuffix(s, ".") && !strings.HasSuffix(s, "?") && !strings.HasSuffix(s, "!") {
 		s += "."
 	}

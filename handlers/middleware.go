@@ -120,6 +120,8 @@ func (s *Server) checkCSRF(c *fiber.Ctx) error {
 		got = c.FormValue(csrfField)
 	}
 	if !auth.TokensEqual(got, s.csrfToken(c)) {
+		s.Log.Debug("csrf token refused", "path", c.Path(), "signed_in", session(c) != nil,
+			"token_sent", got != "", "csrf_cookie", c.Cookies(csrfCookie) != "")
 		return errCSRF
 	}
 	return c.Next()

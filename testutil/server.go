@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -107,7 +108,9 @@ func (s *Server) Stop(t testing.TB) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := s.App.Shutdown(ctx); err != nil {
-		t.Errorf("shutdown: %v", err)
+		var buf strings.Builder
+		_ = pprof.Lookup("goroutine").WriteTo(&buf, 1)
+		t.Errorf("shutdown: %v\ngoroutines:\n%s", err, buf.String())
 	}
 	select {
 	case <-s.done:

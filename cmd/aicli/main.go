@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -26,6 +27,7 @@ const usage = `AICode Manager — AI coding workspaces in isolated Docker contai
 Usage:
   aicli [serve]     start the web server (default)
   aicli migrate     apply pending database migrations and exit
+  aicli healthcheck exit 0 if the local server answers /healthz (for container healthchecks)
   aicli version     print the version
   aicli help        show this help
 
@@ -44,6 +46,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(stderr)
 	case "migrate":
 		return migrate(stdout, stderr)
+	case "healthcheck":
+		return healthcheck(stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "aicli", version)
 		return 0
@@ -142,4 +146,32 @@ func dbKind(url string) string {
 		return "postgres"
 	}
 	return "sqlite"
+}
+
+// healthcheck probes the local server; images without curl use it.
+func healthcheck(stderr io.Writer) int {
+	cfg, ok := loadConfig(stderr)
+	if !ok {
+		return 2
+	}
+	host, port, err := net.SplitHostPort(cfg.ListenAddr)
+	if err != nil {
+		fmt.Fprintln(stderr, "aicli healthcheck:", err)
+		return 1
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	if err != nil {
+		fmt.Fprintln(stderr, "aicli healthcheck:", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(stderr, "aicli healthcheck: status", resp.StatusCode)
+		return 1
+	}
+	return 0
 }

@@ -71,13 +71,18 @@ func CheckPassword(hash, pw string) (bool, error) {
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &mem, &iter, &threads); err != nil {
 		return false, errMalformedHash
 	}
+	// Zero costs make argon2 panic; huge ones would let one bad row make a
+	// login allocate gigabytes.
+	if iter < 1 || iter > 16 || threads < 1 || mem < 8*uint32(threads) || mem > 1<<20 {
+		return false, errMalformedHash
+	}
 	b64 := base64.RawStdEncoding
 	salt, err := b64.DecodeString(parts[4])
 	if err != nil {
 		return false, errMalformedHash
 	}
 	want, err := b64.DecodeString(parts[5])
-	if err != nil || len(want) == 0 {
+	if err != nil || len(want) < 16 || len(want) > 128 {
 		return false, errMalformedHash
 	}
 	got := argon2.IDKey([]byte(pw), salt, iter, mem, threads, uint32(len(want)))

@@ -77,6 +77,9 @@ func (s *Service) SetRole(ctx context.Context, p Principal, id string, role stor
 		out = u
 		return nil
 	})
+	if errors.Is(err, ErrSelf) || errors.Is(err, ErrLastAdmin) {
+		s.audit.Record(ctx, audit.Entry{Actor: actor(p), Action: "user.role", ResourceType: "user", ResourceID: id, Result: audit.ResultDenied, Detail: err.Error()})
+	}
 	if err != nil {
 		return store.User{}, err
 	}
@@ -120,6 +123,9 @@ func (s *Service) SetDisabled(ctx context.Context, p Principal, id string, disab
 		out = u
 		return nil
 	})
+	if errors.Is(err, ErrSelf) || errors.Is(err, ErrLastAdmin) {
+		s.audit.Record(ctx, audit.Entry{Actor: actor(p), Action: action, ResourceType: "user", ResourceID: id, Result: audit.ResultDenied, Detail: err.Error()})
+	}
 	if err != nil {
 		return store.User{}, err
 	}

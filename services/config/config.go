@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -135,7 +136,7 @@ func LoadFrom(getenv Getenv) (Config, error) {
 	if w.PidsLimit < 16 || w.PidsLimit > w.MaxPidsLimit {
 		p.errs = append(p.errs, fmt.Errorf("AICODE_WORKSPACE_PIDS: %d must be between 16 and AICODE_WORKSPACE_MAX_PIDS (%d)", w.PidsLimit, w.MaxPidsLimit))
 	}
-	if w.User == "" || strings.HasPrefix(w.User, "0:") || w.User == "0" || w.User == "root" {
+	if u, _, _ := strings.Cut(w.User, ":"); u == "" || u == "root" || strings.Trim(u, "0") == "" {
 		p.errs = append(p.errs, errors.New("AICODE_WORKSPACE_USER must name a non-root user"))
 	}
 	if c.LoginRateLimit < 1 {
@@ -189,7 +190,7 @@ func (p *parser) float(key string, def float64) float64 {
 		return def
 	}
 	f, err := strconv.ParseFloat(v, 64)
-	if err != nil {
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 		p.errs = append(p.errs, fmt.Errorf("%s: %q is not a number", key, v))
 		return def
 	}

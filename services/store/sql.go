@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -33,23 +34,36 @@ type sqlStore struct {
 	// now stamps the times the store sets itself (updated_at, defaults for
 	// zero CreatedAt/At); one field rather than scattered time.Now calls.
 	now func() time.Time
+	// queries counts statements sent, shared with tx-bound copies.
+	queries *atomic.Int64
 }
 
 var _ Store = (*sqlStore)(nil)
 
 func newSQLStore(db *sql.DB, d *dialect) *sqlStore {
-	return &sqlStore{db: db, q: db, d: d, now: time.Now}
+	return &sqlStore{db: db, q: db, d: d, now: time.Now, queries: new(atomic.Int64)}
 }
 
+// QueryCounter is implemented by stores that count the statements they
+// send; tests use it to prove that pages cost a bounded number of queries.
+type QueryCounter interface {
+	QueryCount() int64
+}
+
+func (s *sqlStore) QueryCount() int64 { return s.queries.Load() }
+
 func (s *sqlStore) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	s.queries.Add(1)
 	return s.q.ExecContext(ctx, s.d.rebind(query), args...)
 }
 
 func (s *sqlStore) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	s.queries.Add(1)
 	return s.q.QueryContext(ctx, s.d.rebind(query), args...)
 }
 
 func (s *sqlStore) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	s.queries.Add(1)
 	return s.q.QueryRowContext(ctx, s.d.rebind(query), args...)
 }
 
@@ -166,7 +180,7 @@ func (s *sqlStore) Tx(ctx context.Context, fn func(Store) error) (err error) {
 			_ = tx.Rollback()
 		}
 	}()
-	bound := &sqlStore{db: s.db, tx: tx, q: tx, d: s.d, now: s.now}
+	bound := &sqlStore{db: s.db, tx: tx, q: tx, d: s.d, now: s.now, queries: s.queries}
 	if err := fn(bound); err != nil {
 		return err
 	}

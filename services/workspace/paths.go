@@ -123,41 +123,91 @@ func (r Root) Resolve(rel string) (path string, exists bool, err error) {
 	return filepath.Join(real, rest), false, nil
 }
 
-// Create makes a directory returned by Resolve and re-checks it, closing the
-// window in which a parent could have been swapped for a symlink.
+// Create makes a directory returned by Resolve. It works through an
+// os.Root, which refuses any step that would leave the workspaces root, so a
+// parent swapped for a symlink after Resolve cannot redirect it; and on
+// failure it removes only the directories it made itself.
 func (r Root) Create(path string, uid, gid int) error {
-	if err := os.MkdirAll(path, 0o755); err != nil {
-		return fmt.Errorf("create project directory: %w", err)
-	}
-	real, err := filepath.EvalSymlinks(path)
-	if err != nil || real != path || !r.Inside(real) {
-		_ = os.Remove(path)
+	if !r.Inside(path) {
 		return ErrOutsideRoot
+	}
+	rel, err := filepath.Rel(r.path, path)
+	if err != nil {
+		return ErrOutsideRoot
+	}
+	root, err := os.OpenRoot(r.path)
+	if err != nil {
+		return fmt.Errorf("open workspaces root: %w", err)
+	}
+	defer root.Close()
+	var made []string
+	undo := func() {
+		for i := len(made) - 1; i >= 0; i-- {
+			_ = root.Remove(made[i])
+		}
+	}
+	cur := ""
+	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		cur = filepath.Join(cur, part)
+		err := root.Mkdir(cur, 0o755)
+		if err == nil {
+			made = append(made, cur)
+			continue
+		}
+		if errors.Is(err, fs.ErrExist) {
+			// Resolve returned a path free of symlinks, so a link here
+			// means the tree changed since: refuse.
+			fi, serr := root.Lstat(cur)
+			if serr == nil && fi.IsDir() {
+				continue
+			}
+			undo()
+			if serr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+				return ErrOutsideRoot
+			}
+			return errors.New("a file, not a directory, exists at that path")
+		}
+		undo()
+		if strings.Contains(err.Error(), "escapes") {
+			return ErrOutsideRoot
+		}
+		return fmt.Errorf("create project directory: %w", err)
 	}
 	if uid >= 0 && os.Geteuid() == 0 {
 		// The container runs as a non-root user that must be able to write
 		// its project; only root can hand the directory over.
-		if err := os.Chown(path, uid, gid); err != nil {
+		if err := root.Chown(rel, uid, gid); err != nil {
+			undo()
 			return fmt.Errorf("hand project directory to the workspace user: %w", err)
 		}
 	}
 	return nil
 }
 
-// RemoveAll deletes a project directory after checking, once more, that it
-// is strictly inside the root.
+// RemoveAll deletes a project directory strictly inside the root. It works
+// through an os.Root, so no symlink inside the tree can lead the deletion
+// outside.
 func (r Root) RemoveAll(path string) error {
-	real, err := filepath.EvalSymlinks(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("resolve project directory: %w", err)
-	}
-	if !r.Inside(real) || real != path {
+	if !r.Inside(path) {
 		return ErrOutsideRoot
 	}
-	if err := os.RemoveAll(real); err != nil {
+	rel, err := filepath.Rel(r.path, path)
+	if err != nil {
+		return ErrOutsideRoot
+	}
+	root, err := os.OpenRoot(r.path)
+	if err != nil {
+		return fmt.Errorf("open workspaces root: %w", err)
+	}
+	defer root.Close()
+	if fi, err := root.Lstat(rel); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		// The directory itself was replaced by a link: remove nothing.
+		return ErrOutsideRoot
+	}
+	if err := root.RemoveAll(rel); err != nil {
+		if strings.Contains(err.Error(), "escapes") {
+			return ErrOutsideRoot
+		}
 		return fmt.Errorf("delete project files: %w", err)
 	}
 	return nil

@@ -77,9 +77,9 @@ func TestCleanRelative(t *testing.T) {
 	}
 }
 
-// realTempDir is a fresh temporary directory with symlinks resolved, so
+// ptTempDir is a fresh temporary directory with symlinks resolved, so
 // paths compare equal to what the code under test computes.
-func realTempDir(t *testing.T) string {
+func ptTempDir(t *testing.T) string {
 	t.Helper()
 	d, err := filepath.EvalSymlinks(t.TempDir())
 	if err != nil {
@@ -88,28 +88,28 @@ func realTempDir(t *testing.T) string {
 	return d
 }
 
-func mustMkdir(t *testing.T, p string) {
+func ptMkdir(t *testing.T, p string) {
 	t.Helper()
 	if err := os.MkdirAll(p, 0o755); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func mustWrite(t *testing.T, p, content string) {
+func ptWrite(t *testing.T, p, content string) {
 	t.Helper()
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func mustSymlink(t *testing.T, target, link string) {
+func ptSymlink(t *testing.T, target, link string) {
 	t.Helper()
 	if err := os.Symlink(target, link); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func mustOpenRoot(t *testing.T, dir string) Root {
+func ptOpenRoot(t *testing.T, dir string) Root {
 	t.Helper()
 	r, err := OpenRoot(dir)
 	if err != nil {
@@ -118,12 +118,12 @@ func mustOpenRoot(t *testing.T, dir string) Root {
 	return r
 }
 
-func isDir(p string) bool {
+func ptIsDir(p string) bool {
 	st, err := os.Lstat(p)
 	return err == nil && st.IsDir()
 }
 
-func ownerOf(t *testing.T, p string) (uid, gid int) {
+func ptOwner(t *testing.T, p string) (uid, gid int) {
 	t.Helper()
 	st, err := os.Stat(p)
 	if err != nil {
@@ -136,51 +136,51 @@ func ownerOf(t *testing.T, p string) (uid, gid int) {
 	return int(sys.Uid), int(sys.Gid)
 }
 
-func exists(p string) bool {
+func ptExists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
 }
 
 func TestOpenRoot(t *testing.T) {
 	t.Run("creates a missing nested directory", func(t *testing.T) {
-		base := realTempDir(t)
+		base := ptTempDir(t)
 		dir := filepath.Join(base, "a", "b", "root")
-		r := mustOpenRoot(t, dir)
+		r := ptOpenRoot(t, dir)
 		if r.Path() != dir {
 			t.Fatalf("Path() = %q; want %q", r.Path(), dir)
 		}
-		if !isDir(dir) {
+		if !ptIsDir(dir) {
 			t.Fatalf("%s was not created", dir)
 		}
 	})
 	t.Run("existing directory", func(t *testing.T) {
-		base := realTempDir(t)
-		r := mustOpenRoot(t, base)
+		base := ptTempDir(t)
+		r := ptOpenRoot(t, base)
 		if r.Path() != base {
 			t.Fatalf("Path() = %q; want %q", r.Path(), base)
 		}
 	})
 	t.Run("unclean path is cleaned", func(t *testing.T) {
-		base := realTempDir(t)
-		mustMkdir(t, filepath.Join(base, "x"))
-		r := mustOpenRoot(t, base+"/x/../root/")
+		base := ptTempDir(t)
+		ptMkdir(t, filepath.Join(base, "x"))
+		r := ptOpenRoot(t, base+"/x/../root/")
 		if want := filepath.Join(base, "root"); r.Path() != want {
 			t.Fatalf("Path() = %q; want %q", r.Path(), want)
 		}
 	})
 	t.Run("root that is a symlink is resolved", func(t *testing.T) {
-		base := realTempDir(t)
+		base := ptTempDir(t)
 		real := filepath.Join(base, "real-root")
-		mustMkdir(t, real)
+		ptMkdir(t, real)
 		link := filepath.Join(base, "link-root")
-		mustSymlink(t, real, link)
-		r := mustOpenRoot(t, link)
+		ptSymlink(t, real, link)
+		r := ptOpenRoot(t, link)
 		if r.Path() != real {
 			t.Fatalf("Path() = %q; want the resolved %q", r.Path(), real)
 		}
 		// A directory below the link resolves to the real location and is
 		// inside the root.
-		mustMkdir(t, filepath.Join(real, "proj"))
+		ptMkdir(t, filepath.Join(real, "proj"))
 		got, ok, err := r.Resolve("proj")
 		if err != nil || !ok || got != filepath.Join(real, "proj") {
 			t.Fatalf("Resolve(proj) = %q, %v, %v; want %q, true, nil", got, ok, err, filepath.Join(real, "proj"))
@@ -193,17 +193,17 @@ func TestOpenRoot(t *testing.T) {
 		}
 	})
 	t.Run("relative root is made absolute", func(t *testing.T) {
-		base := realTempDir(t)
+		base := ptTempDir(t)
 		t.Chdir(base)
-		r := mustOpenRoot(t, "data/workspaces")
+		r := ptOpenRoot(t, "data/workspaces")
 		if want := filepath.Join(base, "data", "workspaces"); r.Path() != want {
 			t.Fatalf("Path() = %q; want %q", r.Path(), want)
 		}
 	})
 	t.Run("a file is refused", func(t *testing.T) {
-		base := realTempDir(t)
+		base := ptTempDir(t)
 		f := filepath.Join(base, "file")
-		mustWrite(t, f, "x")
+		ptWrite(t, f, "x")
 		if _, err := OpenRoot(f); err == nil {
 			t.Fatal("OpenRoot(file) succeeded; want an error")
 		}
@@ -211,9 +211,9 @@ func TestOpenRoot(t *testing.T) {
 }
 
 func TestRootInside(t *testing.T) {
-	base := realTempDir(t)
+	base := ptTempDir(t)
 	root := filepath.Join(base, "root")
-	r := mustOpenRoot(t, root)
+	r := ptOpenRoot(t, root)
 	tests := []struct {
 		name string
 		p    string
@@ -246,7 +246,7 @@ func TestRootInside(t *testing.T) {
 	}
 }
 
-// resolveTree builds
+// ptTree builds
 //
 //	base/
 //	  outside/sub/          outside/secret.txt
@@ -265,32 +265,32 @@ func TestRootInside(t *testing.T) {
 //	    broken -> root/nowhere
 //	    link-file-in -> root/file.txt
 //	    link-file-out -> base/outside/secret.txt
-func resolveTree(t *testing.T) (base, root string, r Root) {
+func ptTree(t *testing.T) (base, root string, r Root) {
 	t.Helper()
-	base = realTempDir(t)
+	base = ptTempDir(t)
 	root = filepath.Join(base, "root")
 	outside := filepath.Join(base, "outside")
-	mustMkdir(t, filepath.Join(outside, "sub"))
-	mustWrite(t, filepath.Join(outside, "secret.txt"), "secret")
-	mustMkdir(t, filepath.Join(root, "existing", "deep"))
-	mustSymlink(t, "../..", filepath.Join(root, "existing", "link-up"))
-	mustWrite(t, filepath.Join(root, "file.txt"), "x")
-	mustSymlink(t, filepath.Join(root, "existing"), filepath.Join(root, "link-in"))
-	mustSymlink(t, "existing", filepath.Join(root, "link-in-rel"))
-	mustSymlink(t, "link-in", filepath.Join(root, "link-chain"))
-	mustSymlink(t, outside, filepath.Join(root, "link-out"))
-	mustSymlink(t, "../outside", filepath.Join(root, "link-out-rel"))
-	mustSymlink(t, base, filepath.Join(root, "link-parent"))
-	mustSymlink(t, root, filepath.Join(root, "link-root"))
-	mustSymlink(t, "/", filepath.Join(root, "link-slash"))
-	mustSymlink(t, filepath.Join(root, "nowhere"), filepath.Join(root, "broken"))
-	mustSymlink(t, filepath.Join(root, "file.txt"), filepath.Join(root, "link-file-in"))
-	mustSymlink(t, filepath.Join(outside, "secret.txt"), filepath.Join(root, "link-file-out"))
-	return base, root, mustOpenRoot(t, root)
+	ptMkdir(t, filepath.Join(outside, "sub"))
+	ptWrite(t, filepath.Join(outside, "secret.txt"), "secret")
+	ptMkdir(t, filepath.Join(root, "existing", "deep"))
+	ptSymlink(t, "../..", filepath.Join(root, "existing", "link-up"))
+	ptWrite(t, filepath.Join(root, "file.txt"), "x")
+	ptSymlink(t, filepath.Join(root, "existing"), filepath.Join(root, "link-in"))
+	ptSymlink(t, "existing", filepath.Join(root, "link-in-rel"))
+	ptSymlink(t, "link-in", filepath.Join(root, "link-chain"))
+	ptSymlink(t, outside, filepath.Join(root, "link-out"))
+	ptSymlink(t, "../outside", filepath.Join(root, "link-out-rel"))
+	ptSymlink(t, base, filepath.Join(root, "link-parent"))
+	ptSymlink(t, root, filepath.Join(root, "link-root"))
+	ptSymlink(t, "/", filepath.Join(root, "link-slash"))
+	ptSymlink(t, filepath.Join(root, "nowhere"), filepath.Join(root, "broken"))
+	ptSymlink(t, filepath.Join(root, "file.txt"), filepath.Join(root, "link-file-in"))
+	ptSymlink(t, filepath.Join(outside, "secret.txt"), filepath.Join(root, "link-file-out"))
+	return base, root, ptOpenRoot(t, root)
 }
 
 func TestRootResolve(t *testing.T) {
-	base, root, r := resolveTree(t)
+	base, root, r := ptTree(t)
 	in := func(p ...string) string { return filepath.Join(append([]string{root}, p...)...) }
 
 	type result int
@@ -381,23 +381,23 @@ func TestRootResolve(t *testing.T) {
 
 	// Nothing above may have created anything.
 	for _, p := range []string{in("new"), in("existing", "new"), filepath.Join(base, "outside", "new"), filepath.Join(base, "new")} {
-		if exists(p) {
+		if ptExists(p) {
 			t.Errorf("Resolve created %s", p)
 		}
 	}
 }
 
 func TestRootResolveThroughSymlinkedRoot(t *testing.T) {
-	base := realTempDir(t)
+	base := ptTempDir(t)
 	real := filepath.Join(base, "real")
-	mustMkdir(t, filepath.Join(real, "existing"))
-	mustMkdir(t, filepath.Join(base, "outside"))
-	mustSymlink(t, filepath.Join(base, "outside"), filepath.Join(real, "link-out"))
+	ptMkdir(t, filepath.Join(real, "existing"))
+	ptMkdir(t, filepath.Join(base, "outside"))
+	ptSymlink(t, filepath.Join(base, "outside"), filepath.Join(real, "link-out"))
 	// A link inside the root that points at the root's own symlinked name
 	// still lands inside the resolved root.
-	mustSymlink(t, filepath.Join(base, "alias", "existing"), filepath.Join(real, "via-alias"))
-	mustSymlink(t, real, filepath.Join(base, "alias"))
-	r := mustOpenRoot(t, filepath.Join(base, "alias"))
+	ptSymlink(t, filepath.Join(base, "alias", "existing"), filepath.Join(real, "via-alias"))
+	ptSymlink(t, real, filepath.Join(base, "alias"))
+	r := ptOpenRoot(t, filepath.Join(base, "alias"))
 
 	tests := []struct {
 		rel        string
@@ -429,7 +429,7 @@ func TestRootResolveThroughSymlinkedRoot(t *testing.T) {
 
 func TestRootCreate(t *testing.T) {
 	t.Run("creates a new nested directory", func(t *testing.T) {
-		_, root, r := resolveTree(t)
+		_, root, r := ptTree(t)
 		p, existed, err := r.Resolve("team/proj/src")
 		if err != nil || existed {
 			t.Fatalf("Resolve = %q, %v, %v", p, existed, err)
@@ -437,12 +437,12 @@ func TestRootCreate(t *testing.T) {
 		if err := r.Create(p, -1, -1); err != nil {
 			t.Fatalf("Create(%q): %v", p, err)
 		}
-		if !isDir(filepath.Join(root, "team", "proj", "src")) {
+		if !ptIsDir(filepath.Join(root, "team", "proj", "src")) {
 			t.Fatalf("%s was not created", p)
 		}
 	})
 	t.Run("creates below a symlink inside at the resolved location", func(t *testing.T) {
-		_, root, r := resolveTree(t)
+		_, root, r := ptTree(t)
 		p, _, err := r.Resolve("link-in/new")
 		if err != nil {
 			t.Fatal(err)
@@ -450,22 +450,22 @@ func TestRootCreate(t *testing.T) {
 		if err := r.Create(p, -1, -1); err != nil {
 			t.Fatalf("Create(%q): %v", p, err)
 		}
-		if !isDir(filepath.Join(root, "existing", "new")) {
+		if !ptIsDir(filepath.Join(root, "existing", "new")) {
 			t.Fatalf("%s was not created", filepath.Join(root, "existing", "new"))
 		}
 	})
 	t.Run("existing directory is accepted", func(t *testing.T) {
-		_, root, r := resolveTree(t)
+		_, root, r := ptTree(t)
 		p := filepath.Join(root, "existing")
 		if err := r.Create(p, -1, -1); err != nil {
 			t.Fatalf("Create(%q): %v", p, err)
 		}
-		if !isDir(filepath.Join(p, "deep")) {
+		if !ptIsDir(filepath.Join(p, "deep")) {
 			t.Fatal("Create disturbed the existing directory's contents")
 		}
 	})
 	t.Run("hands the directory to the workspace user when root", func(t *testing.T) {
-		_, _, r := resolveTree(t)
+		_, _, r := ptTree(t)
 		p, _, err := r.Resolve("owned")
 		if err != nil {
 			t.Fatal(err)
@@ -473,7 +473,7 @@ func TestRootCreate(t *testing.T) {
 		if err := r.Create(p, 12345, 23456); err != nil {
 			t.Fatalf("Create(%q): %v", p, err)
 		}
-		uid, gid := ownerOf(t, p)
+		uid, gid := ptOwner(t, p)
 		if os.Geteuid() == 0 {
 			if uid != 12345 || gid != 23456 {
 				t.Fatalf("owner = %d:%d; want 12345:23456", uid, gid)
@@ -483,7 +483,7 @@ func TestRootCreate(t *testing.T) {
 		}
 	})
 	t.Run("negative uid leaves the owner alone", func(t *testing.T) {
-		_, _, r := resolveTree(t)
+		_, _, r := ptTree(t)
 		p, _, err := r.Resolve("unowned")
 		if err != nil {
 			t.Fatal(err)
@@ -491,14 +491,14 @@ func TestRootCreate(t *testing.T) {
 		if err := r.Create(p, -1, -1); err != nil {
 			t.Fatalf("Create(%q): %v", p, err)
 		}
-		if uid, _ := ownerOf(t, p); uid != os.Geteuid() {
+		if uid, _ := ptOwner(t, p); uid != os.Geteuid() {
 			t.Fatalf("owner = %d; want the current user %d", uid, os.Geteuid())
 		}
 	})
 	t.Run("refuses when a parent was swapped for an outside symlink", func(t *testing.T) {
-		base, root, r := resolveTree(t)
+		base, root, r := ptTree(t)
 		parent := filepath.Join(root, "parent")
-		mustMkdir(t, parent)
+		ptMkdir(t, parent)
 		p, existed, err := r.Resolve("parent/child")
 		if err != nil || existed || p != filepath.Join(parent, "child") {
 			t.Fatalf("Resolve = %q, %v, %v", p, existed, err)
@@ -508,78 +508,70 @@ func TestRootCreate(t *testing.T) {
 			t.Fatal(err)
 		}
 		target := filepath.Join(base, "outside")
-		mustSymlink(t, target, parent)
+		ptSymlink(t, target, parent)
 
 		if err := r.Create(p, 12345, 12345); !errors.Is(err, ErrOutsideRoot) {
 			t.Fatalf("Create after the swap = %v; want ErrOutsideRoot", err)
 		}
-		if exists(filepath.Join(target, "child")) {
+		if ptExists(filepath.Join(target, "child")) {
 			t.Fatal("Create left a directory outside the root")
 		}
 	})
 	t.Run("refuses a path outside the root", func(t *testing.T) {
-		base, _, r := resolveTree(t)
+		base, _, r := ptTree(t)
 		p := filepath.Join(base, "elsewhere")
 		if err := r.Create(p, -1, -1); !errors.Is(err, ErrOutsideRoot) {
 			t.Fatalf("Create(%q) = %v; want ErrOutsideRoot", p, err)
 		}
-		if exists(p) {
+		if ptExists(p) {
 			t.Fatal("Create left a directory outside the root")
 		}
 	})
 	t.Run("refuses a symlink inside even to inside", func(t *testing.T) {
-		_, root, r := resolveTree(t)
+		_, root, r := ptTree(t)
 		// Create expects the resolved path; an unresolved one is refused
 		// (the real directory is left alone).
 		p := filepath.Join(root, "link-in")
 		if err := r.Create(p, -1, -1); !errors.Is(err, ErrOutsideRoot) {
 			t.Fatalf("Create(%q) = %v; want ErrOutsideRoot", p, err)
 		}
-		if !isDir(filepath.Join(root, "existing", "deep")) {
+		if !ptIsDir(filepath.Join(root, "existing", "deep")) {
 			t.Fatal("the symlink's target was disturbed")
 		}
 	})
 }
 
-// TestRootCreateSwapLeavesOutsideAlone: BUG (left failing on purpose).
-//
-// When a parent is swapped for a symlink between Resolve and Create,
-// Create calls os.MkdirAll through the symlink and then, on noticing,
-// os.Remove(path) — again through the symlink. So it deletes an existing
-// empty directory outside the root that it did not create, and it leaves
-// behind any intermediate directories MkdirAll created outside. The same
-// cleanup deletes the (empty) workspaces root if Create is ever handed the
-// root itself. Creating relative to an *os.Root (os.OpenRoot(r.path) then
-// MkdirAll(rel)), which never follows links out of the root, and removing
-// only what was created, would avoid all three.
+// TestRootCreateSwapLeavesOutsideAlone: when a parent is swapped for a
+// symlink between Resolve and Create, Create refuses without creating or
+// deleting anything outside the root, and removes only what it made.
 func TestRootCreateSwapLeavesOutsideAlone(t *testing.T) {
 	t.Run("an existing empty directory outside is not deleted", func(t *testing.T) {
-		base, root, r := resolveTree(t)
+		base, root, r := ptTree(t)
 		parent := filepath.Join(root, "parent")
-		mustMkdir(t, parent)
+		ptMkdir(t, parent)
 		p, _, err := r.Resolve("parent/victim")
 		if err != nil {
 			t.Fatal(err)
 		}
 		target := filepath.Join(base, "outside")
 		victim := filepath.Join(target, "victim")
-		mustMkdir(t, victim) // someone else's empty directory
+		ptMkdir(t, victim) // someone else's empty directory
 		if err := os.Remove(parent); err != nil {
 			t.Fatal(err)
 		}
-		mustSymlink(t, target, parent)
+		ptSymlink(t, target, parent)
 
 		if err := r.Create(p, -1, -1); !errors.Is(err, ErrOutsideRoot) {
 			t.Fatalf("Create after the swap = %v; want ErrOutsideRoot", err)
 		}
-		if !isDir(victim) {
+		if !ptIsDir(victim) {
 			t.Fatalf("Create deleted %s, an existing directory outside the root it never created", victim)
 		}
 	})
 	t.Run("no intermediate directories are left outside", func(t *testing.T) {
-		base, root, r := resolveTree(t)
+		base, root, r := ptTree(t)
 		parent := filepath.Join(root, "parent")
-		mustMkdir(t, parent)
+		ptMkdir(t, parent)
 		p, _, err := r.Resolve("parent/a/b")
 		if err != nil {
 			t.Fatal(err)
@@ -588,23 +580,23 @@ func TestRootCreateSwapLeavesOutsideAlone(t *testing.T) {
 		if err := os.Remove(parent); err != nil {
 			t.Fatal(err)
 		}
-		mustSymlink(t, target, parent)
+		ptSymlink(t, target, parent)
 
 		if err := r.Create(p, -1, -1); !errors.Is(err, ErrOutsideRoot) {
 			t.Fatalf("Create after the swap = %v; want ErrOutsideRoot", err)
 		}
-		if exists(filepath.Join(target, "a")) {
+		if ptExists(filepath.Join(target, "a")) {
 			t.Fatalf("Create left %s behind outside the root", filepath.Join(target, "a"))
 		}
 	})
 	t.Run("the root itself is refused and not deleted", func(t *testing.T) {
-		base := realTempDir(t)
+		base := ptTempDir(t)
 		root := filepath.Join(base, "root")
-		r := mustOpenRoot(t, root) // empty
+		r := ptOpenRoot(t, root) // empty
 		if err := r.Create(root, -1, -1); !errors.Is(err, ErrOutsideRoot) {
 			t.Fatalf("Create(root) = %v; want ErrOutsideRoot", err)
 		}
-		if !isDir(root) {
+		if !ptIsDir(root) {
 			t.Fatal("Create(root) deleted the workspaces root")
 		}
 	})
@@ -694,7 +686,7 @@ func TestRootRemoveAll(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			base, root, r := resolveTree(t)
+			base, root, r := ptTree(t)
 			p := tt.path(base, root)
 			err := r.RemoveAll(p)
 			if tt.wantErr != nil {
@@ -705,12 +697,12 @@ func TestRootRemoveAll(t *testing.T) {
 				t.Fatalf("RemoveAll(%q) = %v; want nil", p, err)
 			}
 			for _, g := range tt.gone {
-				if exists(filepath.Join(base, g)) {
+				if ptExists(filepath.Join(base, g)) {
 					t.Errorf("%s still exists", g)
 				}
 			}
 			for _, k := range tt.kept {
-				if !exists(filepath.Join(base, k)) {
+				if !ptExists(filepath.Join(base, k)) {
 					t.Errorf("%s was removed", k)
 				}
 			}
@@ -745,7 +737,7 @@ func TestRootCheckExisting(t *testing.T) {
 				if err := os.Remove(p); err != nil {
 					t.Fatal(err)
 				}
-				mustSymlink(t, filepath.Join(base, "outside"), p)
+				ptSymlink(t, filepath.Join(base, "outside"), p)
 				return p
 			},
 			wantErr: ErrOutsideRoot,
@@ -757,8 +749,8 @@ func TestRootCheckExisting(t *testing.T) {
 				if err := os.Remove(p); err != nil {
 					t.Fatal(err)
 				}
-				mustMkdir(t, filepath.Join(root, "other"))
-				mustSymlink(t, filepath.Join(root, "other"), p)
+				ptMkdir(t, filepath.Join(root, "other"))
+				ptSymlink(t, filepath.Join(root, "other"), p)
 				return p
 			},
 			wantErr: ErrOutsideRoot,
@@ -766,9 +758,9 @@ func TestRootCheckExisting(t *testing.T) {
 		{
 			name: "a parent swapped for a symlink pointing outside",
 			setup: func(t *testing.T, base, root string) string {
-				mustMkdir(t, filepath.Join(base, "outside", "proj"))
+				ptMkdir(t, filepath.Join(base, "outside", "proj"))
 				parent := filepath.Join(root, "team")
-				mustSymlink(t, filepath.Join(base, "outside"), parent)
+				ptSymlink(t, filepath.Join(base, "outside"), parent)
 				return filepath.Join(parent, "proj")
 			},
 			wantErr: ErrOutsideRoot,
@@ -791,7 +783,7 @@ func TestRootCheckExisting(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			base, root, r := resolveTree(t)
+			base, root, r := ptTree(t)
 			p := tt.setup(t, base, root)
 			err := r.CheckExisting(p)
 			switch {
