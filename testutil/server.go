@@ -16,6 +16,7 @@ import (
 	"aicode/app"
 	"aicode/services/config"
 	"aicode/services/engine"
+	"aicode/services/store"
 )
 
 // Options adjust a test server. Zero values give SQLite in a temporary
@@ -119,6 +120,12 @@ func (s *Server) Stop(t testing.TB) {
 	}
 }
 
+// MarkStopped records that the test shut the app down itself. The
+// containers it made are still removed at cleanup.
+func (s *Server) MarkStopped() {
+	s.stopped = true
+}
+
 // Restart stops the server and boots a new one on the same data directory
 // and database, as an operator restarting the process would.
 func (s *Server) Restart(t testing.TB) *Server {
@@ -128,25 +135,36 @@ func (s *Server) Restart(t testing.TB) *Server {
 }
 
 // removeContainers deletes the containers of workspaces this server knows,
-// so tests leave the engine as they found it.
+// so tests leave the engine as they found it. It opens its own store and
+// engine client: the app may have been shut down already.
 func (s *Server) removeContainers(t testing.TB) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	all, err := s.App.Store.AllWorkspaces(ctx)
+	st, err := store.Open(ctx, s.App.Config.DatabaseURL)
 	if err != nil {
+		return
+	}
+	defer st.Close()
+	all, err := st.AllWorkspaces(ctx)
+	if err != nil || len(all) == 0 {
 		return
 	}
 	ids := map[string]bool{}
 	for _, w := range all {
 		ids[w.ID] = true
 	}
-	list, err := s.App.Engine.ListManaged(ctx)
+	eng, err := engine.New(engine.Options{Host: s.App.Config.DockerHost})
+	if err != nil {
+		return
+	}
+	defer eng.Close()
+	list, err := eng.ListManaged(ctx)
 	if err != nil {
 		return
 	}
 	for _, c := range list {
 		if ids[c.Labels[engine.LabelWorkspaceID]] {
-			_ = s.App.Engine.RemoveContainer(ctx, c.ID)
+			_ = eng.RemoveContainer(ctx, c.ID)
 		}
 	}
 }

@@ -1,13 +1,8 @@
 package store_test
 
 import (
-	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"errors"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -21,9 +16,8 @@ import (
 	"aicode/migrations"
 	"aicode/services/store"
 	"aicode/services/store/storetest"
+	"aicode/testutil/pgtest"
 )
-
-const postgresEnv = "AICODE_TEST_POSTGRES_URL"
 
 // ---------------------------------------------------------------------------
 // SQLite
@@ -136,66 +130,15 @@ func TestOpenRejectsUnknownScheme(t *testing.T) {
 // ---------------------------------------------------------------------------
 // PostgreSQL
 
-// postgresBase returns the configured server URL. The variable is required,
-// not optional: CI always provides it, and a silently skipped backend would
-// let it rot.
-func postgresBase(t *testing.T) string {
-	t.Helper()
-	raw := os.Getenv(postgresEnv)
-	if raw == "" {
-		t.Fatalf("%s is not set; the PostgreSQL backend tests need a server, e.g.\n"+
-			"  export %s='postgres://aicode:aicode@127.0.0.1:5432/aicode_test?sslmode=disable'\n"+
-			"(the role needs CREATE on the database; each test uses its own schema)", postgresEnv, postgresEnv)
-	}
-	return raw
-}
-
-// pgSchemas hands out isolated schemas on one server. Each open() gets an
-// empty schema selected through the search_path runtime parameter, dropped
-// when the test ends, so tests can run in parallel against one database.
-type pgSchemas struct {
-	base  string
-	admin *sql.DB
-}
+// pgSchemas hands out isolated schemas on one server (see pgtest).
+type pgSchemas struct{}
 
 func newPGSchemas(t *testing.T) *pgSchemas {
-	t.Helper()
-	base := postgresBase(t)
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatalf("open admin connection: %v", err)
-	}
-	admin.SetMaxOpenConns(2)
-	if err := admin.PingContext(t.Context()); err != nil {
-		t.Fatalf("connect to %s: %v", postgresEnv, err)
-	}
-	t.Cleanup(func() { _ = admin.Close() })
-	return &pgSchemas{base: base, admin: admin}
+	pgtest.BaseURL(t)
+	return &pgSchemas{}
 }
 
-func (p *pgSchemas) url(t *testing.T) string {
-	t.Helper()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "storetest_" + hex.EncodeToString(b[:])
-	if _, err := p.admin.ExecContext(t.Context(), `CREATE SCHEMA `+schema); err != nil {
-		t.Fatalf("create schema %s: %v", schema, err)
-	}
-	t.Cleanup(func() {
-		// t.Context() is already cancelled when cleanups run.
-		if _, err := p.admin.ExecContext(context.Background(), `DROP SCHEMA `+schema+` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(p.base)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Fatalf("%s must be a postgres:// URL, got %q", postgresEnv, p.base)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+func (p *pgSchemas) url(t *testing.T) string { return pgtest.URL(t) }
 
 func (p *pgSchemas) open(t *testing.T, dbURL string) store.Store {
 	t.Helper()
