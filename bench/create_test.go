@@ -45,7 +45,7 @@ func BenchmarkCreateToRunning(b *testing.B) {
 	if !firstRun(b.Name()) {
 		return
 	}
-	s := testutil.StartServer(b, testutil.Options{})
+	s := testutil.StartServer(b, testutil.Options{Env: serverEnv})
 	admin := testutil.Setup(b, s.URL, adminUser, adminPW)
 	cli := rawDocker(b)
 	image := s.Opts.Image

@@ -10,30 +10,22 @@ package bench
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"fmt"
-	"net/url"
-	"os"
 	"sort"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/client"
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for schema set-up
 )
 
 const (
 	adminUser = "admin"
 	adminPW   = "correct-horse-battery"
-
-	// postgresEnv names the server the PostgreSQL variants run against;
-	// they are skipped when it is unset (SQLite is what `make bench`
-	// measures by default).
-	postgresEnv = "AICODE_TEST_POSTGRES_URL"
 )
+
+// serverEnv runs benchmark servers as deployed: at the default log level.
+var serverEnv = map[string]string{"AICODE_LOG_LEVEL": "info"}
 
 // emit prints one figure in the format `make bench` greps for.
 func emit(name string, value float64, unit string) {
@@ -107,47 +99,4 @@ func rawDocker(b *testing.B) *client.Client {
 	}
 	cli.NegotiateAPIVersion(ctx)
 	return cli
-}
-
-// postgresSchemaURL creates an empty schema on the server named by
-// AICODE_TEST_POSTGRES_URL and returns a URL selecting it through the
-// search_path runtime parameter (as the store tests do); the schema is
-// dropped when the benchmark ends. It skips when the variable is unset.
-func postgresSchemaURL(b *testing.B) string {
-	b.Helper()
-	base := os.Getenv(postgresEnv)
-	if base == "" {
-		b.Skipf("%s is not set; skipping the PostgreSQL variant", postgresEnv)
-	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		b.Fatalf("%s must be a postgres:// URL, got %q", postgresEnv, base)
-	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		b.Fatalf("open admin connection: %v", err)
-	}
-	admin.SetMaxOpenConns(1)
-	b.Cleanup(func() { _ = admin.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var r [6]byte
-	_, _ = rand.Read(r[:])
-	schema := "bench_" + hex.EncodeToString(r[:])
-	if _, err := admin.ExecContext(ctx, `CREATE SCHEMA `+schema); err != nil {
-		b.Fatalf("create schema %s: %v", schema, err)
-	}
-	// Cleanups run last-registered first: the caller starts its server
-	// after this returns, so the server stops before the schema goes.
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := admin.ExecContext(ctx, `DROP SCHEMA `+schema+` CASCADE`); err != nil {
-			b.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }

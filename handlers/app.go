@@ -79,14 +79,16 @@ type Deps struct {
 type Server struct {
 	Deps
 	setupDone atomic.Bool
+	lists     *listCache
 }
 
 // New builds the Fiber app with middleware and every route.
 func New(d Deps) *fiber.App {
-	s := &Server{Deps: d}
+	s := &Server{Deps: d, lists: newListCache()}
 	if s.Streams == nil {
 		s.Streams = context.Background()
 	}
+	s.Bus.OnPublish(workspace.TopicStatus, func(any) { s.lists.invalidate() })
 	cfg := fiber.Config{
 		AppName:               "AICode Manager",
 		ErrorHandler:          s.errorHandler,
@@ -96,6 +98,9 @@ func New(d Deps) *fiber.App {
 		IdleTimeout:           120 * time.Second,
 		// Streams (SSE) are long-lived; a write timeout would cut them.
 		WriteTimeout: 0,
+		// Most pages and fragments fit in one buffer, so one write
+		// syscall each.
+		WriteBufferSize: 16 << 10,
 	}
 	if len(d.Config.TrustedProxies) > 0 {
 		cfg.EnableTrustedProxyCheck = true
@@ -108,6 +113,8 @@ func New(d Deps) *fiber.App {
 	app.Use(s.logRequests)
 	app.Use(securityHeaders)
 	app.Use(compress.New(compress.Config{
+		// Fastest level: pages are small and CPU is what limits a busy server.
+		Level: compress.LevelBestSpeed,
 		// Compression buffers; event streams must go out as written.
 		Next: func(c *fiber.Ctx) bool { return isStream(c.Path()) },
 	}))

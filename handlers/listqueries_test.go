@@ -56,7 +56,8 @@ func TestListFragmentQueriesAreBounded(t *testing.T) {
 	full := cost("/workspaces", 50)
 	one := cost("/workspaces?q=bulk-007", 1)
 	last := cost("/workspaces?page=6", 50)
-	if full != one || full != last {
+	// The session lookup may or may not be cached; rows cost nothing.
+	if max(full, one, last)-min(full, one, last) > 1 {
 		t.Errorf("query count depends on rows: 50 rows %d, 1 row %d, page 6 %d", full, one, last)
 	}
 	// Session lookup, the page, the total.

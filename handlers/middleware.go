@@ -36,12 +36,20 @@ func (s *Server) logRequests(c *fiber.Ctx) error {
 		// The error handler has not run yet; estimate its status.
 		status = statusOf(err)
 	}
+	// Successful reads are the bulk of the traffic and are logged at debug
+	// (the proxy in front keeps access logs); changes and failures at info
+	// and above.
 	lvl := slog.LevelInfo
 	switch {
 	case status >= 500:
 		lvl = slog.LevelError
-	case c.Path() == "/healthz" || c.Path() == "/readyz" || strings.HasPrefix(c.Path(), "/static/"):
+	case status >= 400:
+		lvl = slog.LevelWarn
+	case c.Method() == fiber.MethodGet || c.Method() == fiber.MethodHead:
 		lvl = slog.LevelDebug
+	}
+	if !s.Log.Enabled(c.UserContext(), lvl) {
+		return err
 	}
 	// Never log query strings, cookies or bodies: they may hold secrets.
 	s.Log.Log(c.UserContext(), lvl, "http request",

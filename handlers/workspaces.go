@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"errors"
 	"path/filepath"
 	"strconv"
@@ -14,26 +15,40 @@ import (
 	wsview "aicode/views/pages/workspaces"
 )
 
+// listQuery is the list's search, filter and page, normalised.
+type listQuery struct {
+	text   string
+	status store.Status
+	page   int
+}
+
+func parseListQuery(c *fiber.Ctx) listQuery {
+	q := listQuery{text: strings.TrimSpace(c.Query("q")), status: store.Status(c.Query("status"))}
+	if len(q.text) > workspace.MaxNameLen {
+		q.text = q.text[:workspace.MaxNameLen]
+	}
+	if !validStatusFilter(q.status) {
+		q.status = ""
+	}
+	q.page, _ = strconv.Atoi(c.Query("page"))
+	if q.page < 1 {
+		q.page = 1
+	}
+	return q
+}
+
 func (s *Server) listProps(c *fiber.Ctx) (wsview.ListProps, error) {
 	p := principal(c)
-	page, _ := strconv.Atoi(c.Query("page"))
-	status := store.Status(c.Query("status"))
-	if !validStatusFilter(status) {
-		status = ""
-	}
-	q := c.Query("q")
-	if len(q) > workspace.MaxNameLen {
-		q = q[:workspace.MaxNameLen]
-	}
-	pg, err := s.Workspaces.List(c.UserContext(), p, workspace.ListOptions{Query: q, Status: status, Page: page})
+	q := parseListQuery(c)
+	pg, err := s.Workspaces.List(c.UserContext(), p, workspace.ListOptions{Query: q.text, Status: q.status, Page: q.page})
 	if err != nil {
 		return wsview.ListProps{}, err
 	}
 	return wsview.ListProps{
 		User:     p,
 		Page:     pg,
-		Query:    q,
-		Status:   string(status),
+		Query:    q.text,
+		Status:   string(q.status),
 		Defaults: s.Workspaces.Defaults(),
 		Form:     wsview.CreateForm{CSRF: csrfOf(c)},
 	}, nil
@@ -55,16 +70,32 @@ func csrfOf(c *fiber.Ctx) string {
 	return ""
 }
 
-// listWorkspaces serves the page, or for htmx the list fragment alone.
+// listWorkspaces serves the page, or for htmx the list fragment alone
+// (cached until a workspace changes).
 func (s *Server) listWorkspaces(c *fiber.Ctx) error {
+	if !isHTMX(c) {
+		props, err := s.listProps(c)
+		if err != nil {
+			return err
+		}
+		return page(c, fiber.StatusOK, s.layoutProps(c, "Workspaces", "workspaces"), wsview.ListPage(props))
+	}
+	gen := s.lists.generation()
+	key := listKey(principal(c), parseListQuery(c))
+	if f := s.lists.get(gen, key); f != nil {
+		return f.send(c)
+	}
 	props, err := s.listProps(c)
 	if err != nil {
 		return err
 	}
-	if isHTMX(c) {
-		return render(c, fiber.StatusOK, wsview.List(props))
+	var buf bytes.Buffer
+	if err := wsview.List(props).Render(c.UserContext(), &buf); err != nil {
+		return err
 	}
-	return page(c, fiber.StatusOK, s.layoutProps(c, "Workspaces", "workspaces"), wsview.ListPage(props))
+	f := newFragment(buf.Bytes())
+	s.lists.put(gen, key, f)
+	return f.send(c)
 }
 
 func (s *Server) createWorkspace(c *fiber.Ctx) error {

@@ -3,8 +3,8 @@
 # it as `export` lines (progress goes to stderr), so `make test` can do
 #   eval "$(scripts/test-env.sh)" && go test ./...
 #
-# Needs: a Docker engine, PostgreSQL, Chromium, busybox-static and the
-# default workspace image. On Debian/Ubuntu as root, whatever is missing is
+# Needs: a Docker engine, PostgreSQL, Chromium, busybox-static, wrk (for
+# the benchmarks) and the default workspace image. On Debian/Ubuntu as root, whatever is missing is
 # installed and started (idempotently); elsewhere the script says what to
 # install and stops.
 set -euo pipefail
@@ -51,6 +51,11 @@ log "docker engine: $(docker version --format '{{.Server.Version}} (API {{.Serve
 # --- busybox-static (tests build their tiny image from it) -------------------
 if [ ! -x /bin/busybox ] || ! /bin/busybox --list >/dev/null 2>&1; then
 	apt_install busybox-static
+fi
+
+# --- wrk (load generator of the benchmarks) ----------------------------------
+if ! command -v wrk >/dev/null 2>&1; then
+	apt_install wrk
 fi
 
 # --- Chromium (browser tests) -------------------------------------------------

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"aicode/services/audit"
 	"aicode/services/store"
 	"aicode/services/validation"
@@ -59,16 +61,18 @@ type Options struct {
 
 // Service implements built-in accounts.
 type Service struct {
-	store store.Store
-	audit *audit.Recorder
-	log   *slog.Logger
-	opts  Options
-	now   func() time.Time
+	store    store.Store
+	audit    *audit.Recorder
+	log      *slog.Logger
+	opts     Options
+	now      func() time.Time
+	sessions *sessionCache
+	lookups  singleflight.Group
 }
 
 // NewService returns the accounts service.
 func NewService(s store.Store, rec *audit.Recorder, log *slog.Logger, opts Options) *Service {
-	return &Service{store: s, audit: rec, log: log, opts: opts, now: time.Now}
+	return &Service{store: s, audit: rec, log: log, opts: opts, now: time.Now, sessions: newSessionCache()}
 }
 
 var usernameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,31}$`)
@@ -216,12 +220,20 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Authenticated
 		return Authenticated{}, ErrUnauthenticated
 	}
 	now := s.now().UTC()
-	su, err := s.store.GetSession(ctx, SessionID(token), now)
-	if errors.Is(err, store.ErrNotFound) {
-		return Authenticated{}, ErrUnauthenticated
-	}
-	if err != nil {
-		return Authenticated{}, fmt.Errorf("load session: %w", err)
+	id := SessionID(token)
+	su, cached := s.sessions.get(id, now)
+	if !cached {
+		// Concurrent requests of one browser share a single lookup.
+		// The lookup must not fail because the first caller went away.
+		lctx := context.WithoutCancel(ctx)
+		v, err, _ := s.lookups.Do(id, func() (any, error) { return s.store.GetSession(lctx, id, now) })
+		if errors.Is(err, store.ErrNotFound) {
+			return Authenticated{}, ErrUnauthenticated
+		}
+		if err != nil {
+			return Authenticated{}, fmt.Errorf("load session: %w", err)
+		}
+		su = v.(store.SessionUser)
 	}
 	if su.User.Disabled {
 		return Authenticated{}, ErrUnauthenticated
@@ -233,6 +245,9 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Authenticated
 			su.Session.ExpiresAt, extended = exp, true
 		}
 	}
+	if !cached || extended {
+		s.sessions.put(su, now)
+	}
 	return Authenticated{
 		Principal: Principal{UserID: su.User.ID, Username: su.User.Username, Role: su.User.Role},
 		Session:   su.Session,
@@ -242,6 +257,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Authenticated
 
 // Logout ends the session behind token.
 func (s *Service) Logout(ctx context.Context, p Principal, token string) error {
+	s.sessions.drop(SessionID(token))
 	if err := s.store.DeleteSession(ctx, SessionID(token)); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("delete session: %w", err)
 	}

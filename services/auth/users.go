@@ -83,6 +83,7 @@ func (s *Service) SetRole(ctx context.Context, p Principal, id string, role stor
 	if err != nil {
 		return store.User{}, err
 	}
+	s.sessions.dropUser(id)
 	s.audit.Record(ctx, audit.Entry{Actor: actor(p), Action: "user.role", ResourceType: "user", ResourceID: id, Detail: "role=" + string(role)})
 	return out, nil
 }
@@ -129,6 +130,7 @@ func (s *Service) SetDisabled(ctx context.Context, p Principal, id string, disab
 	if err != nil {
 		return store.User{}, err
 	}
+	s.sessions.dropUser(id)
 	s.audit.Record(ctx, audit.Entry{Actor: actor(p), Action: action, ResourceType: "user", ResourceID: id})
 	return out, nil
 }
@@ -187,6 +189,7 @@ func (s *Service) setPassword(ctx context.Context, id, password string) error {
 	if err != nil {
 		return err
 	}
+	defer s.sessions.dropUser(id)
 	return s.store.Tx(ctx, func(tx store.Store) error {
 		if err := tx.SetUserPassword(ctx, id, hash); err != nil {
 			return fmt.Errorf("set password: %w", err)

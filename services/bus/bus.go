@@ -14,12 +14,24 @@ import (
 
 // Bus fans messages out by topic.
 type Bus struct {
-	mu   sync.RWMutex
-	subs map[string]map[*Subscription]struct{}
+	mu    sync.RWMutex
+	subs  map[string]map[*Subscription]struct{}
+	hooks map[string][]func(any)
 }
 
 // New returns an empty bus.
-func New() *Bus { return &Bus{subs: map[string]map[*Subscription]struct{}{}} }
+func New() *Bus {
+	return &Bus{subs: map[string]map[*Subscription]struct{}{}, hooks: map[string][]func(any){}}
+}
+
+// OnPublish registers fn to run synchronously inside every Publish on
+// topic, before Publish returns. It is for cheap bookkeeping that must not
+// lag behind the event, such as invalidating a cache; fn must not block.
+func (b *Bus) OnPublish(topic string, fn func(msg any)) {
+	b.mu.Lock()
+	b.hooks[topic] = append(b.hooks[topic], fn)
+	b.mu.Unlock()
+}
 
 // Subscription receives the messages of one topic.
 type Subscription struct {
@@ -69,6 +81,9 @@ func (s *Subscription) Close() {
 func (b *Bus) Publish(topic string, msg any) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
+	for _, fn := range b.hooks[topic] {
+		fn(msg)
+	}
 	for s := range b.subs[topic] {
 		s.offer(msg)
 	}

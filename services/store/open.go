@@ -90,8 +90,10 @@ func openPostgres(databaseURL string) (*sqlStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
+	// Keep the whole pool when idle: a burst that needs every connection
+	// would otherwise pay for new server backends each time.
 	db.SetMaxOpenConns(20)
-	db.SetMaxIdleConns(5)
+	db.SetMaxIdleConns(20)
 	// Recycle connections so server-side restarts, failovers and pooler
 	// rebalancing are picked up without manual intervention.
 	db.SetConnMaxLifetime(30 * time.Minute)

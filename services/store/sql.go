@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -36,12 +37,57 @@ type sqlStore struct {
 	now func() time.Time
 	// queries counts statements sent, shared with tx-bound copies.
 	queries *atomic.Int64
+	stmts   *stmtCache
+}
+
+// stmtCache keeps prepared statements by query text, so hot queries (the
+// session lookup, the workspace list) are parsed once per connection rather
+// than on every call. Dynamic queries have a bounded number of shapes; the
+// cap is a safety net.
+type stmtCache struct {
+	mu sync.RWMutex
+	m  map[string]*sql.Stmt
+}
+
+const maxCachedStmts = 256
+
+func (c *stmtCache) get(ctx context.Context, db *sql.DB, query string) *sql.Stmt {
+	c.mu.RLock()
+	st := c.m[query]
+	c.mu.RUnlock()
+	if st != nil {
+		return st
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st = c.m[query]; st != nil {
+		return st
+	}
+	if len(c.m) >= maxCachedStmts {
+		return nil
+	}
+	st, err := db.PrepareContext(ctx, query)
+	if err != nil {
+		// The unprepared call reports the error with its context.
+		return nil
+	}
+	c.m[query] = st
+	return st
+}
+
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for q, st := range c.m {
+		_ = st.Close()
+		delete(c.m, q)
+	}
 }
 
 var _ Store = (*sqlStore)(nil)
 
 func newSQLStore(db *sql.DB, d *dialect) *sqlStore {
-	return &sqlStore{db: db, q: db, d: d, now: time.Now, queries: new(atomic.Int64)}
+	return &sqlStore{db: db, q: db, d: d, now: time.Now, queries: new(atomic.Int64), stmts: &stmtCache{m: map[string]*sql.Stmt{}}}
 }
 
 // QueryCounter is implemented by stores that count the statements they
@@ -52,19 +98,40 @@ type QueryCounter interface {
 
 func (s *sqlStore) QueryCount() int64 { return s.queries.Load() }
 
+// stmt returns a cached prepared statement for query outside transactions
+// (statements inside one are rare and short-lived), or nil.
+func (s *sqlStore) stmt(ctx context.Context, query string) *sql.Stmt {
+	if s.tx != nil {
+		return nil
+	}
+	return s.stmts.get(ctx, s.db, query)
+}
+
 func (s *sqlStore) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	s.queries.Add(1)
-	return s.q.ExecContext(ctx, s.d.rebind(query), args...)
+	q := s.d.rebind(query)
+	if st := s.stmt(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return s.q.ExecContext(ctx, q, args...)
 }
 
 func (s *sqlStore) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	s.queries.Add(1)
-	return s.q.QueryContext(ctx, s.d.rebind(query), args...)
+	q := s.d.rebind(query)
+	if st := s.stmt(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return s.q.QueryContext(ctx, q, args...)
 }
 
 func (s *sqlStore) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	s.queries.Add(1)
-	return s.q.QueryRowContext(ctx, s.d.rebind(query), args...)
+	q := s.d.rebind(query)
+	if st := s.stmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return s.q.QueryRowContext(ctx, q, args...)
 }
 
 // ts converts a time into the bound value for the dialect, at stored precision.
@@ -153,6 +220,7 @@ func (s *sqlStore) Close() error {
 		// Closing the pool from inside a transaction would strand it.
 		return errors.New("close store: store is bound to a transaction")
 	}
+	s.stmts.close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", s.d.name, err)
 	}
@@ -180,7 +248,7 @@ func (s *sqlStore) Tx(ctx context.Context, fn func(Store) error) (err error) {
 			_ = tx.Rollback()
 		}
 	}()
-	bound := &sqlStore{db: s.db, tx: tx, q: tx, d: s.d, now: s.now, queries: s.queries}
+	bound := &sqlStore{db: s.db, tx: tx, q: tx, d: s.d, now: s.now, queries: s.queries, stmts: s.stmts}
 	if err := fn(bound); err != nil {
 		return err
 	}

@@ -261,6 +261,8 @@ func (s *Service) Create(ctx context.Context, p auth.Principal, in CreateInput) 
 		if rerr := s.store.DeleteWorkspace(cctx, w.ID); rerr != nil {
 			s.log.Error("roll back workspace row", "workspace", w.ID, "err", rerr)
 		}
+		// Lists may have shown it while it was being created.
+		s.publish(*w, true)
 		s.record(cctx, p, "workspace.create", w.ID, audit.ResultError, "name="+w.Name+": "+err.Error())
 		return store.Workspace{}, err
 	}
