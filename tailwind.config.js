@@ -2,6 +2,9 @@
 module.exports = {
   // Classes are found in the templ sources and our own scripts.
   content: ['./views/**/*.templ', './static/src/**/*.js'],
+  // Built from a prefix and a status kind in Go (components.statusKind),
+  // so they never appear whole in the sources.
+  safelist: ['st-ok', 'st-idle', 'st-bad', 'st-warn', 'st-busy'],
   darkMode: 'class',
   theme: {
     extend: {

@@ -252,7 +252,8 @@ func (s *Server) deleteWorkspace(c *fiber.Ctx) error {
 }
 
 func (s *Server) deleteFailed(c *fiber.Ctx, w store.Workspace, msg string) error {
-	props := wsview.DeleteProps{Workspace: w, RelDir: s.relDir(w), CSRF: csrfOf(c), Error: msg, Dialog: isHTMX(c)}
+	props := wsview.DeleteProps{Workspace: w, RelDir: s.relDir(w), CSRF: csrfOf(c), Error: msg, Dialog: isHTMX(c),
+		DeleteFiles: c.FormValue("files") == "delete", ConfirmName: clip(c.FormValue("confirm_name"), 40)}
 	if isHTMX(c) {
 		return render(c, fiber.StatusUnprocessableEntity, wsview.DeleteForm(props))
 	}

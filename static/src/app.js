@@ -99,6 +99,20 @@
     } catch (err) {}
   });
 
+  // Live streams end with the page. A page kept in the back/forward cache
+  // would otherwise hold its stream open, and browsers allow only six
+  // connections per site over HTTP/1.1: a few cached pages starve every
+  // later request. A page restored from that cache reloads, so its live
+  // parts are current.
+  window.addEventListener('pagehide', function () {
+    document.querySelectorAll('[sse-connect]').forEach(function (el) {
+      htmx.trigger(el, 'htmx:beforeCleanupElement');
+    });
+  });
+  window.addEventListener('pageshow', function (e) {
+    if (e.persisted) window.location.reload();
+  });
+
   // A one-time message left by the previous request (after a redirect).
   var flash = document.getElementById('toasts');
   if (flash && flash.dataset.flash) toast('success', flash.dataset.flash);
