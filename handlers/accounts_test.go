@@ -218,9 +218,27 @@ func TestUserAdministrationRules(t *testing.T) {
 		t.Fatalf("admins: %d", n)
 	}
 
+	// An admin sets a forgotten password: too short is refused on the row;
+	// a good one works and ends the user's sessions.
+	erinC.CreateUser("fay", adminPW, "member")
+	fay := testutil.Login(t, s.URL, "fay", adminPW)
+	fayU, _ := s.App.Store.GetUserByUsername(ctx, "fay")
+	erinC.Get("/admin/users")
+	r = erinC.Post("/admin/users/"+fayU.ID+"/password", url.Values{"password": {"short"}}, true)
+	if r.Status != http.StatusUnprocessableEntity || !strings.Contains(r.Body, `data-testid="row-error"`) {
+		t.Errorf("short reset password: %d", r.Status)
+	}
+	if r := erinC.Post("/admin/users/"+fayU.ID+"/password", url.Values{"password": {"fresh-password-9"}}, true); r.Status != http.StatusOK {
+		t.Fatalf("reset password: %d %s", r.Status, r.Body)
+	}
+	if r := fay.Get("/workspaces"); r.Status != http.StatusSeeOther {
+		t.Errorf("fay's session survived the reset: %d", r.Status)
+	}
+	testutil.Login(t, s.URL, "fay", "fresh-password-9")
+
 	// The audit log shows all of it, filterable.
 	page := erinC.Get("/admin/audit?action=user.")
-	for _, want := range []string{"user.create", "user.role", "user.disable"} {
+	for _, want := range []string{"user.create", "user.role", "user.disable", "user.password"} {
 		if !strings.Contains(page.Body, `data-action="`+want+`"`) {
 			t.Errorf("audit page lacks %s", want)
 		}

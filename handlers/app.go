@@ -33,6 +33,7 @@ type Accounts interface {
 	CreateUser(ctx context.Context, p auth.Principal, username, password string, role store.Role) (store.User, error)
 	SetRole(ctx context.Context, p auth.Principal, id string, role store.Role) (store.User, error)
 	SetDisabled(ctx context.Context, p auth.Principal, id string, disabled bool) (store.User, error)
+	ResetPassword(ctx context.Context, p auth.Principal, id, password string) error
 	ChangeOwnPassword(ctx context.Context, p auth.Principal, current, next string) error
 	Reauthenticate(ctx context.Context, p auth.Principal) (auth.Login, error)
 }

@@ -70,7 +70,9 @@ var authzTable = map[string]expect{
 		formValues: url.Values{"role": {"nonsense"}}},
 	"POST /admin/users/:uid/disable": {admin: ok2, member: forbid2, viewer: forbid2},
 	"POST /admin/users/:uid/enable":  {admin: ok2, member: forbid2, viewer: forbid2},
-	"GET /admin/audit":               {admin: ok2, member: forbid2, viewer: forbid2},
+	"POST /admin/users/:uid/password": {admin: ok2, member: forbid2, viewer: forbid2,
+		formValues: url.Values{"password": {"short"}}},
+	"GET /admin/audit": {admin: ok2, member: forbid2, viewer: forbid2},
 }
 
 type actor struct {

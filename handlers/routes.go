@@ -63,6 +63,7 @@ func (s *Server) routes() []Route {
 		{Method: p, Path: "/admin/users/:uid/role", Action: auth.ActUserManage, Handler: s.setRole},
 		{Method: p, Path: "/admin/users/:uid/disable", Action: auth.ActUserManage, Handler: s.setDisabled(true)},
 		{Method: p, Path: "/admin/users/:uid/enable", Action: auth.ActUserManage, Handler: s.setDisabled(false)},
+		{Method: p, Path: "/admin/users/:uid/password", Action: auth.ActUserManage, Handler: s.resetPassword},
 		{Method: g, Path: "/admin/audit", Action: auth.ActAuditView, Handler: s.listAudit},
 	}
 }

@@ -66,6 +66,25 @@ func (s *Server) setDisabled(disabled bool) fiber.Handler {
 	}
 }
 
+func (s *Server) resetPassword(c *fiber.Ctx) error {
+	p := principal(c)
+	uid := c.Params("uid")
+	err := s.Accounts.ResetPassword(c.UserContext(), p, uid, c.FormValue("password"))
+	var u store.User
+	if err == nil {
+		list, lerr := s.Accounts.ListUsers(c.UserContext(), p)
+		if lerr != nil {
+			return lerr
+		}
+		for _, cur := range list {
+			if cur.ID == uid {
+				u = cur
+			}
+		}
+	}
+	return s.userRowResult(c, u, err, "Password set; their sessions were ended.")
+}
+
 // userRowResult answers a row action: the re-rendered row for htmx (with
 // the refusal shown on the row when a rule forbids it), a redirect
 // otherwise.

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -11,10 +12,13 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"aicode/app"
+	"aicode/services/audit"
+	"aicode/services/auth"
 	"aicode/services/config"
 	"aicode/services/store"
 )
@@ -28,15 +32,18 @@ Usage:
   aicli [serve]     start the web server (default)
   aicli migrate     apply pending database migrations and exit
   aicli healthcheck exit 0 if the local server answers /healthz (for container healthchecks)
+  aicli reset-password USER
+                    set USER's password (read from stdin), re-enable the account and
+                    end its sessions: the way back in when no admin can sign in
   aicli version     print the version
   aicli help        show this help
 
 Configuration comes from environment variables; see .env.example.
 `
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := "serve"
 	if len(args) > 0 {
 		cmd = args[0]
@@ -48,6 +55,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return migrate(stdout, stderr)
 	case "healthcheck":
 		return healthcheck(stderr)
+	case "reset-password":
+		if len(args) != 2 {
+			fmt.Fprint(stderr, "usage: aicli reset-password USER  (new password on stdin)\n")
+			return 2
+		}
+		return resetPassword(args[1], stdin, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "aicli", version)
 		return 0
@@ -173,5 +186,41 @@ func healthcheck(stderr io.Writer) int {
 		fmt.Fprintln(stderr, "aicli healthcheck: status", resp.StatusCode)
 		return 1
 	}
+	return 0
+}
+
+// resetPassword is the operator's way back in; the password comes from
+// stdin so it never appears in the process list or shell history.
+func resetPassword(username string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cfg, ok := loadConfig(stderr)
+	if !ok {
+		return 2
+	}
+	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		fmt.Fprintln(stderr, "aicli reset-password: read password:", err)
+		return 1
+	}
+	password := strings.TrimRight(line, "\r\n")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		fmt.Fprintln(stderr, "aicli reset-password:", err)
+		return 1
+	}
+	defer st.Close()
+	if _, err := store.Migrate(ctx, st); err != nil {
+		fmt.Fprintln(stderr, "aicli reset-password:", err)
+		return 1
+	}
+	log := app.NewLogger(cfg, os.Stderr)
+	accounts := auth.NewService(st, audit.NewRecorder(st, log), log, auth.Options{SessionTTL: cfg.SessionTTL, Limiter: auth.NewMemoryLimiter(time.Minute)})
+	u, err := accounts.OperatorResetPassword(ctx, username, password)
+	if err != nil {
+		fmt.Fprintln(stderr, "aicli reset-password:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "password of %s (%s) reset; the account is enabled and its sessions ended\n", u.Username, u.Role)
 	return 0
 }

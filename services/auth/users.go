@@ -227,3 +227,31 @@ func lastAdminGuard(ctx context.Context, tx store.Store) error {
 func (s *Service) deny(ctx context.Context, p Principal, action, id string) {
 	s.audit.Record(ctx, audit.Entry{Actor: actor(p), Action: action, ResourceType: "user", ResourceID: id, Result: audit.ResultDenied})
 }
+
+// OperatorResetPassword sets a user's password from the command line (for
+// an admin locked out of every admin account), re-enables the account and
+// ends its sessions. Only someone with access to the server and its
+// database can run it, so no principal is checked; it is audited.
+func (s *Service) OperatorResetPassword(ctx context.Context, username, password string) (store.User, error) {
+	if err := ValidatePassword(password); err != nil {
+		return store.User{}, err
+	}
+	u, err := s.store.GetUserByUsername(ctx, NormalizeUsername(username))
+	if errors.Is(err, store.ErrNotFound) {
+		return store.User{}, ErrUserNotFound
+	}
+	if err != nil {
+		return store.User{}, fmt.Errorf("look up user: %w", err)
+	}
+	if err := s.setPassword(ctx, u.ID, password); err != nil {
+		return store.User{}, err
+	}
+	if u.Disabled {
+		if err := s.store.SetUserDisabled(ctx, u.ID, false); err != nil {
+			return store.User{}, fmt.Errorf("enable user: %w", err)
+		}
+		u.Disabled = false
+	}
+	s.audit.Record(ctx, audit.Entry{Actor: audit.Actor{Name: "operator (aicli)"}, Action: "user.password", ResourceType: "user", ResourceID: u.ID, Detail: "reset from the command line"})
+	return u, nil
+}
