@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -121,6 +122,12 @@ func (a *App) Start() {
 		a.Log.Info("docker engine reachable", "host", a.Engine.Host(), "api_version", a.Engine.APIVersion())
 	}
 	cancel()
+	if uid := os.Geteuid(); uid != 0 && !strings.HasPrefix(a.Config.Workspace.User, strconv.Itoa(uid)+":") && a.Config.Workspace.User != strconv.Itoa(uid) {
+		// Only root can hand new project directories to the workspace user.
+		a.Log.Warn("the app does not run as root, so new project directories stay owned by its own user; "+
+			"the workspace user may be unable to write them. Run as root, or set AICODE_WORKSPACE_USER to this user's uid:gid",
+			"app_uid", uid, "workspace_user", a.Config.Workspace.User)
+	}
 	a.wg.Add(2)
 	go func() { defer a.wg.Done(); a.Workspaces.Watch(a.bg) }()
 	go func() { defer a.wg.Done(); a.pruneSessions() }()

@@ -16,12 +16,10 @@ import (
 const (
 	hxRequest  = "HX-Request"
 	hxBoosted  = "HX-Boosted"
-	hxTarget   = "HX-Target"
 	hxRedirect = "HX-Redirect"
 	hxTrigger  = "HX-Trigger"
 	hxReswap   = "HX-Reswap"
 	hxRetarget = "HX-Retarget"
-	hxPushURL  = "HX-Push-Url"
 )
 
 // isHTMX reports whether the request was made by htmx for a fragment (a

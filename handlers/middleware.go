@@ -162,7 +162,10 @@ func (s *Server) ensureAnonCSRF(c *fiber.Ctx) string {
 }
 
 // sameOrigin compares an Origin header with this site: the configured base
-// URL when there is one, else the request's own scheme and host.
+// URL (scheme and host) when there is one, else the request's own host.
+// Without a base URL the scheme is not compared: behind a TLS-terminating
+// proxy the app sees plain HTTP while the browser's origin is https, and
+// another site is told apart by its host anyway.
 func (s *Server) sameOrigin(c *fiber.Ctx, origin string) bool {
 	o, err := url.Parse(origin)
 	if err != nil || o.Host == "" {
@@ -172,7 +175,7 @@ func (s *Server) sameOrigin(c *fiber.Ctx, origin string) bool {
 		b, err := url.Parse(s.Config.BaseURL)
 		return err == nil && strings.EqualFold(b.Scheme, o.Scheme) && strings.EqualFold(b.Host, o.Host)
 	}
-	return strings.EqualFold(o.Host, c.Hostname()) && strings.EqualFold(o.Scheme, c.Protocol())
+	return strings.EqualFold(o.Host, c.Hostname())
 }
 
 func (s *Server) secureCookies(c *fiber.Ctx) bool {
