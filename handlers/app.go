@@ -12,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/compress"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
+	"golang.org/x/sync/singleflight"
 
 	"aicode/services/audit"
 	"aicode/services/auth"
@@ -81,6 +82,7 @@ type Server struct {
 	Deps
 	setupDone atomic.Bool
 	lists     *listCache
+	renders   singleflight.Group
 }
 
 // New builds the Fiber app with middleware and every route.

@@ -85,17 +85,25 @@ func (s *Server) listWorkspaces(c *fiber.Ctx) error {
 	if f := s.lists.get(gen, key); f != nil {
 		return f.send(c)
 	}
-	props, err := s.listProps(c)
+	// After a change every open list reloads at once; one of them renders
+	// and the others wait for its result instead of repeating the work.
+	v, err, _ := s.renders.Do(strconv.FormatUint(gen, 10)+"|"+key, func() (any, error) {
+		props, err := s.listProps(c)
+		if err != nil {
+			return nil, err
+		}
+		var buf bytes.Buffer
+		if err := wsview.List(props).Render(c.UserContext(), &buf); err != nil {
+			return nil, err
+		}
+		f := newFragment(buf.Bytes())
+		s.lists.put(gen, key, f)
+		return f, nil
+	})
 	if err != nil {
 		return err
 	}
-	var buf bytes.Buffer
-	if err := wsview.List(props).Render(c.UserContext(), &buf); err != nil {
-		return err
-	}
-	f := newFragment(buf.Bytes())
-	s.lists.put(gen, key, f)
-	return f.send(c)
+	return v.(*fragment).send(c)
 }
 
 func (s *Server) createWorkspace(c *fiber.Ctx) error {
