@@ -19,21 +19,31 @@ import (
 	"aicode/services/engine"
 )
 
-// Engine returns a client for the local engine, failing the test (never
-// skipping it) when none answers: CI always provides one.
+var (
+	engineOnce sync.Once
+	sharedEng  *engine.Engine
+	engineErr  error
+)
+
+// Engine returns the process-wide client for the local engine, failing the
+// test (never skipping it) when none answers: CI always provides one. The
+// first call pings with a generous timeout, since a busy engine (many tests
+// creating containers at once) can be slow to answer.
 func Engine(t testing.TB) *engine.Engine {
 	t.Helper()
-	eng, err := engine.New(engine.Options{})
-	if err != nil {
-		t.Fatalf("docker client: %v", err)
+	engineOnce.Do(func() {
+		sharedEng, engineErr = engine.New(engine.Options{})
+		if engineErr != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		engineErr = sharedEng.Ping(ctx)
+	})
+	if engineErr != nil {
+		t.Fatalf("these tests need a Docker engine (DOCKER_HOST or /var/run/docker.sock); .ci/run starts one: %v", engineErr)
 	}
-	t.Cleanup(func() { eng.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := eng.Ping(ctx); err != nil {
-		t.Fatalf("these tests need a Docker engine (DOCKER_HOST or /var/run/docker.sock); .ci/run starts one: %v", err)
-	}
-	return eng
+	return sharedEng
 }
 
 var (
