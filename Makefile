@@ -33,7 +33,9 @@ assets: deps ## Build CSS and copy browser libraries into static/dist (embedded)
 	npx tailwindcss -c tailwind.config.js -i static/src/app.css -o $(DIST)/app.css --minify
 	cp node_modules/htmx.org/dist/htmx.min.js $(DIST)/htmx.min.js
 	cp node_modules/htmx-ext-sse/dist/sse.min.js $(DIST)/htmx-sse.js
-	cp static/src/app.js static/src/theme.js static/src/favicon.svg $(DIST)/
+	cp node_modules/@xterm/xterm/lib/xterm.js node_modules/@xterm/xterm/css/xterm.css $(DIST)/
+	cp node_modules/@xterm/addon-fit/lib/addon-fit.js node_modules/@xterm/addon-web-links/lib/addon-web-links.js $(DIST)/
+	cp static/src/app.js static/src/theme.js static/src/terminal.js static/src/favicon.svg $(DIST)/
 
 .PHONY: build
 build: generate assets ## Build the single binary into bin/aicli

@@ -26,8 +26,11 @@ import (
 	"aicode/services/auth"
 	"aicode/services/bus"
 	"aicode/services/config"
+	"aicode/services/console"
 	"aicode/services/engine"
 	"aicode/services/store"
+	"aicode/services/termexec"
+	"aicode/services/terminal"
 	"aicode/services/workspace"
 )
 
@@ -40,6 +43,7 @@ type App struct {
 	Bus        *bus.Bus
 	Accounts   *auth.Service
 	Workspaces *workspace.Service
+	Console    *console.Service
 	Fiber      *fiber.App
 
 	bg            context.Context
@@ -92,8 +96,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Limiter:    auth.NewMemoryLimiter(cfg.LoginRateWindow),
 	})
 	ws := workspace.NewService(st, eng, b, rec, log, root, cfg.Workspace)
+	var cons *console.Service
+	mgr := terminal.NewManager(terminal.Options{
+		Grace:           cfg.Terminal.Grace,
+		Scrollback:      cfg.Terminal.ScrollbackKB << 10,
+		IdleTimeout:     cfg.Terminal.IdleTimeout,
+		MaxPerWorkspace: cfg.Terminal.MaxPerWorkspace,
+		OnEnd:           func(info terminal.Info, reason string) { cons.OnEnd(info, reason) },
+	}, log)
+	starter := &termexec.Starter{Engine: eng, User: cfg.Workspace.User, Shell: cfg.Terminal.Shell, WorkDir: workspace.WorkDir, Log: log}
+	cons = console.New(mgr, starter, ws, rec, log, console.Options{OpenPerMinute: cfg.Terminal.OpenPerMinute})
 
-	a := &App{Config: cfg, Log: log, Store: st, Engine: eng, Bus: b, Accounts: accounts, Workspaces: ws}
+	a := &App{Config: cfg, Log: log, Store: st, Engine: eng, Bus: b, Accounts: accounts, Workspaces: ws, Console: cons}
 	a.bg, a.stopBG = context.WithCancel(context.WithoutCancel(ctx))
 	streams, cancelStreams := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancelStreams = cancelStreams
@@ -104,6 +118,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Workspaces: ws,
 		Audit:      st,
 		Bus:        b,
+		Console:    cons,
 		Recorder:   rec,
 		Store:      st,
 		Engine:     eng,
@@ -128,8 +143,9 @@ func (a *App) Start() {
 			"the workspace user may be unable to write them. Run as root, or set AICODE_WORKSPACE_USER to this user's uid:gid",
 			"app_uid", uid, "workspace_user", a.Config.Workspace.User)
 	}
-	a.wg.Add(2)
+	a.wg.Add(3)
 	go func() { defer a.wg.Done(); a.Workspaces.Watch(a.bg) }()
+	go func() { defer a.wg.Done(); a.Console.Watch(a.bg, a.Bus) }()
 	go func() { defer a.wg.Done(); a.pruneSessions() }()
 }
 
@@ -183,6 +199,9 @@ wait:
 		}
 	}
 	tick.Stop()
+	// Terminal shells belong to this process's connections to the engine;
+	// end them properly rather than leave them to notice.
+	a.Console.Manager().Shutdown(ctx)
 	a.stopBG()
 	a.wg.Wait()
 	return errors.Join(err, a.Engine.Close(), a.Store.Close())

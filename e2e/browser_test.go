@@ -3,6 +3,8 @@ package e2e
 
 import (
 	"context"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -172,5 +174,75 @@ func TestBrowserFirstRunToStoppedWorkspace(t *testing.T) {
 
 	if errs := b.Errors(); len(errs) > 0 {
 		t.Errorf("the pages logged errors (CSP violations, exceptions): %v", errs)
+	}
+}
+
+// A shell in the browser: type into xterm.js, read the answer from the
+// page, reload, and the screen comes back from the server's scrollback.
+func TestBrowserTerminal(t *testing.T) {
+	s := testutil.StartServer(t, testutil.Options{})
+	admin := testutil.Setup(t, s.URL, "admin", pw)
+	name := testutil.UniqueName("shell")
+	r := admin.Post("/workspaces", url.Values{"name": {name}}, true)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("create: %d", r.Status)
+	}
+	w, err := s.App.Store.GetWorkspaceByName(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := testutil.NewBrowser(t)
+	sel := func(testid string) string { return `[data-testid="` + testid + `"]` }
+	b.Do(t, "sign in", 20*time.Second,
+		chromedp.Navigate(s.URL+"/login"),
+		chromedp.SendKeys(chromedp.CSS(sel("field-username")), "admin"),
+		chromedp.SendKeys(chromedp.CSS(sel("field-password")), pw),
+		chromedp.Click(chromedp.CSS(sel("login-submit"))),
+		chromedp.WaitVisible(chromedp.CSS(sel("workspace-list"))),
+	)
+	screenText := `(function(){var t=window.aicodeTerminal;if(!t)return '';var b=t.buffer.active,out=[];for(var i=0;i<b.length;i++){var l=b.getLine(i);if(l)out.push(l.translateToString(true));}return out.join('\n');})()`
+	waitScreen := func(what, want string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for !strings.Contains(testutil.Eval[string](t, b, screenText), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %q never appeared; screen:\n%s", what, want, testutil.Eval[string](t, b, screenText))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	b.Do(t, "open a terminal from the tab", 30*time.Second,
+		chromedp.Navigate(s.URL+"/workspaces/"+w.ID),
+		chromedp.Click(chromedp.CSS(sel("tab-terminal"))),
+		chromedp.WaitVisible(chromedp.CSS(sel("terminal-new"))),
+		chromedp.Click(chromedp.CSS(sel("terminal-new"))),
+		chromedp.WaitVisible(chromedp.CSS(sel("terminal-chip"))),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="terminal-status"][data-state="live"]`)),
+		chromedp.Click(chromedp.CSS(sel("terminal-screen"))),
+		testutil.TypeLine("echo browser-$((6*7))"),
+	)
+	waitScreen("typed command", "browser-42")
+	b.Screenshot(t, "terminal")
+
+	b.Do(t, "reload", 20*time.Second,
+		chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="terminal-status"][data-state="live"]`)),
+	)
+	waitScreen("after reload", "browser-42")
+
+	// The full-page view attaches to the same shell.
+	tid := testutil.Eval[string](t, b, `document.querySelector('[data-testid="terminal-chip"]').dataset.terminalId`)
+	b.Do(t, "full page", 20*time.Second,
+		chromedp.Navigate(s.URL+"/workspaces/"+w.ID+"/terminals/"+tid),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="terminal-status"][data-state="live"]`)),
+	)
+	waitScreen("full page", "browser-42")
+	// xterm.js laid itself out: its injected styles were admitted by the
+	// page's nonce (a blocked style would leave the rows unsized).
+	if h := testutil.Eval[float64](t, b, `document.querySelector('.xterm-screen').getBoundingClientRect().height`); h < 100 {
+		t.Errorf("terminal screen is %v px tall", h)
+	}
+	if errs := b.Errors(); len(errs) > 0 {
+		t.Errorf("the terminal pages logged errors (CSP violations, exceptions): %v", errs)
 	}
 }

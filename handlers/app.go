@@ -43,6 +43,11 @@ type Accounts interface {
 type Workspaces interface {
 	Create(ctx context.Context, p auth.Principal, in workspace.CreateInput) (store.Workspace, error)
 	Get(ctx context.Context, p auth.Principal, id string) (store.Workspace, error)
+	GetWithAccess(ctx context.Context, p auth.Principal, id string) (store.Workspace, auth.Access, error)
+	CanSee(ctx context.Context, p auth.Principal, w store.Workspace) bool
+	Shares(ctx context.Context, p auth.Principal, id string) ([]store.Share, error)
+	Share(ctx context.Context, p auth.Principal, id, username string, canWrite bool) (store.Share, error)
+	Unshare(ctx context.Context, p auth.Principal, id, userID string) error
 	List(ctx context.Context, p auth.Principal, o workspace.ListOptions) (workspace.Page, error)
 	Do(ctx context.Context, p auth.Principal, id string, a workspace.Action) (store.Workspace, error)
 	Delete(ctx context.Context, p auth.Principal, id string, deleteFiles bool) error
@@ -69,6 +74,7 @@ type Deps struct {
 	Workspaces Workspaces
 	Audit      AuditLog
 	Bus        *bus.Bus
+	Console    Console
 	Recorder   *audit.Recorder
 	Store      Checker
 	Engine     Checker

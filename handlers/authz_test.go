@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 
 	"aicode/services/auth"
 	"aicode/services/store"
+	"aicode/services/terminal"
 	"aicode/testutil"
 )
 
@@ -64,8 +66,18 @@ var authzTable = map[string]expect{
 	"GET /workspaces/:id/delete":   {admin: ok2, member: [2]string{"ok", "404"}, viewer: forbid2},
 	"POST /workspaces/:id/delete": {admin: ok2, member: [2]string{"ok", "404"}, viewer: forbid2,
 		formValues: url.Values{"files": {"neither"}}},
-	"GET /admin/users":  {admin: ok2, member: forbid2, viewer: forbid2},
-	"POST /admin/users": {admin: ok2, member: forbid2, viewer: forbid2, formValues: url.Values{"username": {"x"}}},
+	"POST /workspaces/:id/shares": {admin: ok2, member: [2]string{"ok", "404"}, viewer: forbid2,
+		formValues: url.Values{"username": {"nobody-at-all"}}},
+	"POST /workspaces/:id/shares/:uid/delete": {admin: ok2, member: [2]string{"ok", "404"}, viewer: forbid2},
+	// Terminals: viewers watch only their own (or shared ones), never type.
+	"GET /workspaces/:id/terminal":               {admin: ok2, member: [2]string{"ok", "404"}, viewer: [2]string{"ok", "403"}},
+	"POST /workspaces/:id/terminals":             {admin: ok2, member: [2]string{"ok", "404"}, viewer: forbid2},
+	"GET /workspaces/:id/terminals/:tid":         {admin: ok2, member: [2]string{"ok", "404"}, viewer: [2]string{"ok", "403"}},
+	"POST /workspaces/:id/terminals/:tid/rename": {admin: ok2, member: [2]string{"ok", "404"}, viewer: forbid2, formValues: url.Values{"name": {"renamed"}}},
+	"POST /workspaces/:id/terminals/:tid/close":  {admin: ok2, member: [2]string{"ok", "404"}, viewer: forbid2},
+	"GET /workspaces/:id/terminals/:tid/ws":      {admin: ok2, member: [2]string{"ok", "404"}, viewer: [2]string{"ok", "403"}},
+	"GET /admin/users":                           {admin: ok2, member: forbid2, viewer: forbid2},
+	"POST /admin/users":                          {admin: ok2, member: forbid2, viewer: forbid2, formValues: url.Values{"username": {"x"}}},
 	"POST /admin/users/:uid/role": {admin: ok2, member: forbid2, viewer: forbid2,
 		formValues: url.Values{"role": {"nonsense"}}},
 	"POST /admin/users/:uid/disable": {admin: ok2, member: forbid2, viewer: forbid2},
@@ -150,19 +162,36 @@ func TestAuthorizationTable(t *testing.T) {
 
 	for route, exp := range authzTable {
 		method, path, _ := strings.Cut(route, " ")
-		concrete := func(wsID string) string {
+		// A live terminal for routes that name one (a fake shell: the
+		// engine is unreachable here), closed again after the request.
+		concrete := func(wsID string) (string, func()) {
 			p := strings.Replace(path, ":id", wsID, 1)
 			p = strings.Replace(p, ":uid", target, 1)
-			return strings.Replace(p, "*", "app.js", 1)
+			done := func() {}
+			if strings.Contains(p, ":tid") {
+				sess, err := s.App.Console.Manager().Open(ctx, terminal.OpenSpec{WorkspaceID: wsID}, fakeShell)
+				if err != nil {
+					t.Fatal(err)
+				}
+				done = func() { s.App.Console.Manager().Close(ctx, wsID, sess.ID(), "test over") }
+				p = strings.Replace(p, ":tid", sess.ID(), 1)
+			}
+			return strings.Replace(p, "*", "app.js", 1), done
 		}
 		if exp.public {
-			if got := do(t, s.URL, method, concrete(users["admin"].owned), "", "", exp.formValues); got != exp.anon {
+			u, done := concrete(users["admin"].owned)
+			got := do(t, s.URL, method, u, "", "", exp.formValues)
+			done()
+			if got != exp.anon {
 				t.Errorf("%s anonymous: got %s, want %s", route, got, exp.anon)
 			}
 			continue
 		}
 		// Anonymous: always sent to sign in.
-		if got := do(t, s.URL, method, concrete(users["member"].owned), "", "", exp.formValues); got != "login" {
+		u, done := concrete(users["member"].owned)
+		got := do(t, s.URL, method, u, "", "", exp.formValues)
+		done()
+		if got != "login" {
 			t.Errorf("%s anonymous: got %s, want login", route, got)
 		}
 		for _, role := range []struct {
@@ -171,7 +200,9 @@ func TestAuthorizationTable(t *testing.T) {
 		}{{"admin", exp.admin}, {"member", exp.member}, {"viewer", exp.viewer}} {
 			for i, ws := range []string{users[role.name].owned, users["other"].owned} {
 				token, csrf := newSession(t, st, users[role.name].user.ID)
-				got := do(t, s.URL, method, concrete(ws), token, csrf, exp.formValues)
+				u, done := concrete(ws)
+				got := do(t, s.URL, method, u, token, csrf, exp.formValues)
+				done()
 				if got != role.want[i] {
 					t.Errorf("%s as %s on %s workspace: got %s, want %s", route, role.name, []string{"own", "other's"}[i], got, role.want[i])
 				}
@@ -188,6 +219,22 @@ func TestAuthorizationTable(t *testing.T) {
 		t.Errorf("only %d denied events audited", len(denied))
 	}
 }
+
+// fakeShell stands in for a docker exec when the engine is not there.
+func fakeShell(context.Context, terminal.Size) (terminal.Process, error) {
+	r, w := io.Pipe()
+	return &pipeShell{r: r, w: w}, nil
+}
+
+type pipeShell struct {
+	r *io.PipeReader
+	w *io.PipeWriter
+}
+
+func (p *pipeShell) Read(b []byte) (int, error)                  { return p.r.Read(b) }
+func (p *pipeShell) Write(b []byte) (int, error)                 { return len(b), nil }
+func (p *pipeShell) Resize(context.Context, terminal.Size) error { return nil }
+func (p *pipeShell) Close(context.Context) error                 { return p.w.Close() }
 
 // do sends one request and classifies the answer. It reads only the
 // headers, so event streams are fine.

@@ -13,7 +13,9 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"aicode/services/auth"
+	"aicode/services/console"
 	"aicode/services/engine"
+	"aicode/services/terminal"
 	"aicode/services/validation"
 	"aicode/services/workspace"
 	errview "aicode/views/pages/errors"
@@ -23,11 +25,12 @@ import (
 // on. Unknown errors become a 500 whose details stay in the log.
 func classify(err error) (int, string, string) {
 	var (
-		fe      *fiber.Error
-		verrs   validation.Errors
-		imgErr  *workspace.ImageMissingError
-		rateErr *auth.RateLimitedError
-		engErr  *engine.Error
+		fe       *fiber.Error
+		verrs    validation.Errors
+		imgErr   *workspace.ImageMissingError
+		rateErr  *auth.RateLimitedError
+		engErr   *engine.Error
+		termRate *console.RateLimitedError
 	)
 	switch {
 	case errors.As(err, &fe):
@@ -48,6 +51,18 @@ func classify(err error) (int, string, string) {
 		return fiber.StatusUnprocessableEntity, "Check your input", verrs.Error()
 	case errors.As(err, &imgErr):
 		return fiber.StatusUnprocessableEntity, "Image missing", imgErr.Error()
+	case errors.Is(err, terminal.ErrNotFound):
+		return fiber.StatusNotFound, "Terminal not found", "This terminal has ended or does not exist."
+	case errors.Is(err, terminal.ErrClosed):
+		return fiber.StatusGone, "Terminal ended", "This terminal has ended."
+	case errors.Is(err, terminal.ErrTooMany):
+		return fiber.StatusConflict, "Too many terminals", sentence(err.Error()) + " Close one first."
+	case errors.Is(err, terminal.ErrBadName):
+		return fiber.StatusUnprocessableEntity, "Check the name", sentence(err.Error())
+	case errors.Is(err, console.ErrNotRunning):
+		return fiber.StatusConflict, "Workspace not running", sentence(err.Error())
+	case errors.As(err, &termRate):
+		return fiber.StatusTooManyRequests, "Slow down", sentence(termRate.Error())
 	case errors.As(err, &rateErr):
 		return fiber.StatusTooManyRequests, "Slow down", sentence(rateErr.Error())
 	case errors.Is(err, auth.ErrLastAdmin), errors.Is(err, auth.ErrSelf), errors.Is(err, auth.ErrSetupDone):
@@ -127,6 +142,10 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	var rateErr *auth.RateLimitedError
 	if errors.As(err, &rateErr) {
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(rateErr.RetryAfter/time.Second)+1))
+	}
+	var termRate *console.RateLimitedError
+	if errors.As(err, &termRate) {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(termRate.RetryAfter/time.Second)+1))
 	}
 	props := errview.Props{Status: status, Title: title, Message: msg, RequestID: reqID, SignedIn: session(c) != nil}
 	if isStream(c.Path()) || strings.Contains(c.Get(fiber.HeaderAccept), "application/json") {

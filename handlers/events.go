@@ -10,7 +10,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 
-	"aicode/services/auth"
 	"aicode/services/store"
 	"aicode/services/workspace"
 	wsview "aicode/views/pages/workspaces"
@@ -104,11 +103,13 @@ func (s *Server) listEvents(c *fiber.Ctx) error {
 		if lagged {
 			return []sseEvent{{Name: "workspaces-changed"}}
 		}
-		if !auth.CanSee(p, ch.Workspace.OwnerID) {
-			return nil
-		}
-		if ch.Created || ch.Deleted {
+		if ch.Created || ch.Deleted || ch.Reload {
+			// Cheap for everyone to reload; checking who may see a deleted
+			// workspace is not possible any more.
 			return []sseEvent{{Name: "workspaces-changed"}}
+		}
+		if !s.Workspaces.CanSee(context.Background(), p, ch.Workspace) {
+			return nil
 		}
 		return []sseEvent{{Name: "ws-" + ch.Workspace.ID, HTML: wsview.Row(p, ch.Workspace, showOwner)}}
 	})

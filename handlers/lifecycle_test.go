@@ -13,6 +13,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
 
 	"aicode/services/store"
 	"aicode/testutil"
@@ -218,14 +219,7 @@ func execWrite(t *testing.T, cli *client.Client, id, script string) string {
 	}
 	defer att.Close()
 	var out strings.Builder
-	buf := make([]byte, 4096)
-	for {
-		n, err := att.Reader.Read(buf)
-		out.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
+	_, _ = stdcopy.StdCopy(&out, &out, att.Reader)
 	insp, err := cli.ContainerExecInspect(ctx, ex.ID)
 	if err != nil || insp.ExitCode != 0 {
 		t.Fatalf("exec %q: exit %d, %v, output %q", script, insp.ExitCode, err, out.String())

@@ -57,6 +57,15 @@ func (s *Server) routes() []Route {
 		{Method: p, Path: "/workspaces/:id/restart", Action: auth.ActWorkspaceManage, Workspace: true, Handler: s.workspaceAction(workspace.ActionRestart)},
 		{Method: g, Path: "/workspaces/:id/delete", Action: auth.ActWorkspaceManage, Workspace: true, Handler: s.confirmDelete},
 		{Method: p, Path: "/workspaces/:id/delete", Action: auth.ActWorkspaceManage, Workspace: true, Handler: s.deleteWorkspace},
+		{Method: p, Path: "/workspaces/:id/shares", Action: auth.ActWorkspaceShare, Workspace: true, Handler: s.addShare},
+		{Method: p, Path: "/workspaces/:id/shares/:uid/delete", Action: auth.ActWorkspaceShare, Workspace: true, Handler: s.removeShare},
+
+		{Method: g, Path: "/workspaces/:id/terminal", Action: auth.ActTerminalView, Workspace: true, Handler: s.terminalTab},
+		{Method: p, Path: "/workspaces/:id/terminals", Action: auth.ActTerminalWrite, Workspace: true, Handler: s.openTerminal},
+		{Method: g, Path: "/workspaces/:id/terminals/:tid", Action: auth.ActTerminalView, Workspace: true, Handler: s.terminalFull},
+		{Method: p, Path: "/workspaces/:id/terminals/:tid/rename", Action: auth.ActTerminalWrite, Workspace: true, Handler: s.renameTerminal},
+		{Method: p, Path: "/workspaces/:id/terminals/:tid/close", Action: auth.ActTerminalWrite, Workspace: true, Handler: s.closeTerminal},
+		{Method: g, Path: "/workspaces/:id/terminals/:tid/ws", Action: auth.ActTerminalView, Workspace: true, Handler: s.withChecks(s.checkWebSocket, s.terminalSocket())},
 
 		{Method: g, Path: "/admin/users", Action: auth.ActUserManage, Handler: s.listUsers},
 		{Method: p, Path: "/admin/users", Action: auth.ActUserManage, Handler: s.createUser},
@@ -71,6 +80,7 @@ func (s *Server) routes() []Route {
 const (
 	localsAuth      = "auth"
 	localsWorkspace = "workspace"
+	localsAccess    = "access"
 )
 
 // guard enforces a route's access rule. Anonymous visitors are sent to
@@ -86,9 +96,9 @@ func (s *Server) guard(rt Route) fiber.Handler {
 			return s.signInFirst(c)
 		}
 		p := a.Principal
-		owner := ""
+		var acc auth.Access
 		if rt.Workspace {
-			w, err := s.Workspaces.Get(c.UserContext(), p, c.Params("id"))
+			w, a, err := s.Workspaces.GetWithAccess(c.UserContext(), p, c.Params("id"))
 			if err != nil {
 				if errors.Is(err, workspace.ErrNotFound) && c.Method() != fiber.MethodGet {
 					s.deny(c, p, rt, "not found or not visible")
@@ -96,9 +106,10 @@ func (s *Server) guard(rt Route) fiber.Handler {
 				return err
 			}
 			c.Locals(localsWorkspace, w)
-			owner = w.OwnerID
+			c.Locals(localsAccess, a)
+			acc = a
 		}
-		if !auth.Allowed(p, rt.Action, owner) {
+		if !auth.AllowedOn(p, rt.Action, acc) {
 			if c.Method() != fiber.MethodGet {
 				s.deny(c, p, rt, "")
 			}
@@ -165,10 +176,30 @@ func session(c *fiber.Ctx) *auth.Authenticated {
 	return a
 }
 
+// loadedAccess returns the principal's access to the route's workspace.
+func loadedAccess(c *fiber.Ctx) auth.Access {
+	a, _ := c.Locals(localsAccess).(auth.Access)
+	return a
+}
+
 // loadedWorkspace returns the workspace guard loaded for the route.
 func loadedWorkspace(c *fiber.Ctx) store.Workspace {
 	w, _ := c.Locals(localsWorkspace).(store.Workspace)
 	return w
 }
 
-func isStream(path string) bool { return strings.HasSuffix(path, "/events") }
+// isStream: event streams and WebSockets, which compression and the usual
+// error pages must leave alone.
+func isStream(path string) bool {
+	return strings.HasSuffix(path, "/events") || strings.HasSuffix(path, "/ws")
+}
+
+// withChecks runs check before h, stopping at its error.
+func (s *Server) withChecks(check func(*fiber.Ctx) error, h fiber.Handler) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if err := check(c); err != nil {
+			return err
+		}
+		return h(c)
+	}
+}

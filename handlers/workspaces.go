@@ -9,6 +9,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"aicode/services/auth"
 	"aicode/services/store"
 	"aicode/services/validation"
 	"aicode/services/workspace"
@@ -207,9 +208,24 @@ func (s *Server) relDir(w store.Workspace) string {
 }
 
 func (s *Server) showWorkspace(c *fiber.Ctx) error {
+	return s.detailPage(c, fiber.StatusOK, wsview.ShareForm{})
+}
+
+// detailPage renders the workspace overview, with the sharing card for
+// those who may share (form keeps input after a refused share).
+func (s *Server) detailPage(c *fiber.Ctx, status int, form wsview.ShareForm) error {
+	p := principal(c)
 	w := loadedWorkspace(c)
-	props := wsview.DetailProps{User: principal(c), Workspace: w, RelDir: s.relDir(w), CSRF: csrfOf(c)}
-	return page(c, fiber.StatusOK, s.layoutProps(c, w.Name, "workspaces"), wsview.DetailPage(props))
+	acc := loadedAccess(c)
+	props := wsview.DetailProps{User: p, Workspace: w, Access: acc, RelDir: s.relDir(w), CSRF: csrfOf(c), ShareForm: form}
+	if auth.AllowedOn(p, auth.ActWorkspaceShare, acc) {
+		shares, err := s.Workspaces.Shares(c.UserContext(), p, w.ID)
+		if err != nil {
+			return err
+		}
+		props.Shares, props.CanShare = shares, true
+	}
+	return page(c, status, s.layoutProps(c, w.Name, "workspaces"), wsview.DetailPage(props))
 }
 
 // workspaceAction runs start, stop or restart and answers with the

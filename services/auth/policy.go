@@ -26,8 +26,15 @@ const (
 	ActWorkspaceCreate Action = "workspace.create"
 	// ActWorkspaceManage covers start, stop, restart and delete.
 	ActWorkspaceManage Action = "workspace.manage"
-	ActUserManage      Action = "user.manage"
-	ActAuditView       Action = "audit.view"
+	// ActWorkspaceShare covers sharing a workspace with other users.
+	ActWorkspaceShare Action = "workspace.share"
+	// ActTerminalView covers listing a workspace's terminals and watching
+	// them; ActTerminalWrite covers typing, resizing, and opening, renaming
+	// and closing terminals.
+	ActTerminalView  Action = "terminal.view"
+	ActTerminalWrite Action = "terminal.write"
+	ActUserManage    Action = "user.manage"
+	ActAuditView     Action = "audit.view"
 	// ActSelf covers a user's own account (password change, logout).
 	ActSelf Action = "self"
 )
@@ -35,13 +42,30 @@ const (
 // ErrForbidden: the principal may see the resource but not do this to it.
 var ErrForbidden = errors.New("you are not allowed to do that")
 
+// Access describes a principal's standing on one workspace: its owner, and
+// whether it is shared with the principal (and with write access).
+type Access struct {
+	OwnerID  string
+	Shared   bool
+	CanWrite bool
+}
+
 // Allowed decides whether p may perform a on a resource owned by ownerID
-// (empty for actions without an owned resource).
-//
-// Viewers read everything and change nothing; members see and manage their
-// own workspaces only; admins see and manage all.
+// (empty for actions without an owned resource), ignoring shares.
 func Allowed(p Principal, a Action, ownerID string) bool {
-	own := ownerID != "" && ownerID == p.UserID
+	return AllowedOn(p, a, Access{OwnerID: ownerID})
+}
+
+// AllowedOn decides whether p may perform a on a workspace given p's
+// access to it.
+//
+// Viewers read everything and change nothing. Members see and manage their
+// own workspaces, and see the ones shared with them: they may watch those
+// terminals, and type into them when granted write. Admins do everything.
+// Terminals are not part of "everything a viewer reads": a shell shows
+// secrets, so viewers watch only where they were invited, and never type.
+func AllowedOn(p Principal, a Action, acc Access) bool {
+	own := acc.OwnerID != "" && acc.OwnerID == p.UserID
 	switch p.Role {
 	case store.RoleAdmin:
 		return true
@@ -49,27 +73,34 @@ func Allowed(p Principal, a Action, ownerID string) bool {
 		switch a {
 		case ActWorkspaceList, ActWorkspaceCreate, ActSelf:
 			return true
-		case ActWorkspaceView, ActWorkspaceManage:
+		case ActWorkspaceManage, ActWorkspaceShare:
 			return own
+		case ActWorkspaceView, ActTerminalView:
+			return own || acc.Shared
+		case ActTerminalWrite:
+			return own || (acc.Shared && acc.CanWrite)
 		}
 	case store.RoleViewer:
 		switch a {
 		case ActWorkspaceList, ActWorkspaceView, ActSelf:
 			return true
+		case ActTerminalView:
+			// Their own (from before a demotion), or shared with them.
+			return own || acc.Shared
 		}
 	}
 	return false
 }
 
-// CanSee reports whether p may know that a workspace owned by ownerID
-// exists. Requests for workspaces a principal cannot see are answered as
-// not found, so ids of other people's workspaces leak nothing.
-func CanSee(p Principal, ownerID string) bool {
-	return Allowed(p, ActWorkspaceView, ownerID)
+// CanSee reports whether p may know that a workspace exists. Requests for
+// workspaces a principal cannot see are answered as not found, so ids of
+// other people's workspaces leak nothing.
+func CanSee(p Principal, acc Access) bool {
+	return AllowedOn(p, ActWorkspaceView, acc)
 }
 
-// ListScope returns the owner filter for p's workspace list: empty means
-// everyone's.
+// ListScope returns whose workspaces p's list holds: empty means everyone's;
+// otherwise the ones this user owns or that are shared with them.
 func ListScope(p Principal) string {
 	if p.Role == store.RoleMember {
 		return p.UserID

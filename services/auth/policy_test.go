@@ -25,6 +25,9 @@ var policyMatrix = []policyRow{
 	{store.RoleAdmin, ActWorkspaceView, true, true, true},
 	{store.RoleAdmin, ActWorkspaceCreate, true, true, true},
 	{store.RoleAdmin, ActWorkspaceManage, true, true, true},
+	{store.RoleAdmin, ActWorkspaceShare, true, true, true},
+	{store.RoleAdmin, ActTerminalView, true, true, true},
+	{store.RoleAdmin, ActTerminalWrite, true, true, true},
 	{store.RoleAdmin, ActUserManage, true, true, true},
 	{store.RoleAdmin, ActAuditView, true, true, true},
 	{store.RoleAdmin, ActSelf, true, true, true},
@@ -34,6 +37,9 @@ var policyMatrix = []policyRow{
 	{store.RoleMember, ActWorkspaceView, true, false, false},
 	{store.RoleMember, ActWorkspaceCreate, true, true, true},
 	{store.RoleMember, ActWorkspaceManage, true, false, false},
+	{store.RoleMember, ActWorkspaceShare, true, false, false},
+	{store.RoleMember, ActTerminalView, true, false, false},
+	{store.RoleMember, ActTerminalWrite, true, false, false},
 	{store.RoleMember, ActUserManage, false, false, false},
 	{store.RoleMember, ActAuditView, false, false, false},
 	{store.RoleMember, ActSelf, true, true, true},
@@ -45,6 +51,9 @@ var policyMatrix = []policyRow{
 	{store.RoleViewer, ActWorkspaceView, true, true, true},
 	{store.RoleViewer, ActWorkspaceCreate, false, false, false},
 	{store.RoleViewer, ActWorkspaceManage, false, false, false},
+	{store.RoleViewer, ActWorkspaceShare, false, false, false},
+	{store.RoleViewer, ActTerminalView, true, false, false},
+	{store.RoleViewer, ActTerminalWrite, false, false, false},
 	{store.RoleViewer, ActUserManage, false, false, false},
 	{store.RoleViewer, ActAuditView, false, false, false},
 	{store.RoleViewer, ActSelf, true, true, true},
@@ -56,6 +65,9 @@ var policyMatrix = []policyRow{
 	{store.Role(""), ActWorkspaceView, false, false, false},
 	{store.Role(""), ActWorkspaceCreate, false, false, false},
 	{store.Role(""), ActWorkspaceManage, false, false, false},
+	{store.Role(""), ActWorkspaceShare, false, false, false},
+	{store.Role(""), ActTerminalView, false, false, false},
+	{store.Role(""), ActTerminalWrite, false, false, false},
 	{store.Role(""), ActUserManage, false, false, false},
 	{store.Role(""), ActAuditView, false, false, false},
 	{store.Role(""), ActSelf, false, false, false},
@@ -65,6 +77,9 @@ var policyMatrix = []policyRow{
 	{store.Role("superuser"), ActWorkspaceView, false, false, false},
 	{store.Role("superuser"), ActWorkspaceCreate, false, false, false},
 	{store.Role("superuser"), ActWorkspaceManage, false, false, false},
+	{store.Role("superuser"), ActWorkspaceShare, false, false, false},
+	{store.Role("superuser"), ActTerminalView, false, false, false},
+	{store.Role("superuser"), ActTerminalWrite, false, false, false},
 	{store.Role("superuser"), ActUserManage, false, false, false},
 	{store.Role("superuser"), ActAuditView, false, false, false},
 	{store.Role("superuser"), ActSelf, false, false, false},
@@ -72,6 +87,9 @@ var policyMatrix = []policyRow{
 	{store.Role("Admin"), ActWorkspaceView, false, false, false},
 	{store.Role("Admin"), ActWorkspaceCreate, false, false, false},
 	{store.Role("Admin"), ActWorkspaceManage, false, false, false},
+	{store.Role("Admin"), ActWorkspaceShare, false, false, false},
+	{store.Role("Admin"), ActTerminalView, false, false, false},
+	{store.Role("Admin"), ActTerminalWrite, false, false, false},
 	{store.Role("Admin"), ActUserManage, false, false, false},
 	{store.Role("Admin"), ActAuditView, false, false, false},
 	{store.Role("Admin"), ActSelf, false, false, false},
@@ -102,7 +120,7 @@ func TestAllowedMatrix(t *testing.T) {
 // TestAllowedMatrixComplete makes sure the literal table covers every
 // role and action, so a new one cannot slip in untested.
 func TestAllowedMatrixComplete(t *testing.T) {
-	actions := []Action{ActWorkspaceList, ActWorkspaceView, ActWorkspaceCreate, ActWorkspaceManage, ActUserManage, ActAuditView, ActSelf}
+	actions := []Action{ActWorkspaceList, ActWorkspaceView, ActWorkspaceCreate, ActWorkspaceManage, ActWorkspaceShare, ActTerminalView, ActTerminalWrite, ActUserManage, ActAuditView, ActSelf}
 	seen := map[store.Role]map[Action]bool{}
 	for _, row := range policyMatrix {
 		if seen[row.role] == nil {
@@ -163,13 +181,13 @@ func TestCanSee(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(string(tt.role), func(t *testing.T) {
 			p := Principal{UserID: me, Role: tt.role}
-			if got := CanSee(p, me); got != tt.own {
+			if got := CanSee(p, Access{OwnerID: me}); got != tt.own {
 				t.Errorf("CanSee(own) = %v; want %v", got, tt.own)
 			}
-			if got := CanSee(p, "user-2"); got != tt.other {
+			if got := CanSee(p, Access{OwnerID: "user-2"}); got != tt.other {
 				t.Errorf("CanSee(other) = %v; want %v", got, tt.other)
 			}
-			if got := CanSee(p, ""); got != tt.emptyOwner {
+			if got := CanSee(p, Access{}); got != tt.emptyOwner {
 				t.Errorf("CanSee(no owner) = %v; want %v", got, tt.emptyOwner)
 			}
 		})
@@ -213,6 +231,46 @@ func TestIsAdmin(t *testing.T) {
 	for _, tt := range tests {
 		if got := (Principal{Role: tt.role}).IsAdmin(); got != tt.want {
 			t.Errorf("IsAdmin(%q) = %v; want %v", tt.role, got, tt.want)
+		}
+	}
+}
+
+// Shares, written out: what a principal may do on someone else's workspace
+// that is shared with them read-only ("read") or with write ("write"), and
+// not at all ("none").
+func TestAllowedOnShares(t *testing.T) {
+	type want struct{ none, read, write bool }
+	rows := []struct {
+		role   store.Role
+		action Action
+		want   want
+	}{
+		{store.RoleMember, ActWorkspaceView, want{false, true, true}},
+		{store.RoleMember, ActTerminalView, want{false, true, true}},
+		{store.RoleMember, ActTerminalWrite, want{false, false, true}},
+		{store.RoleMember, ActWorkspaceManage, want{false, false, false}},
+		{store.RoleMember, ActWorkspaceShare, want{false, false, false}},
+		{store.RoleViewer, ActWorkspaceView, want{true, true, true}},
+		{store.RoleViewer, ActTerminalView, want{false, true, true}},
+		{store.RoleViewer, ActTerminalWrite, want{false, false, false}},
+		{store.RoleViewer, ActWorkspaceManage, want{false, false, false}},
+		{store.RoleAdmin, ActTerminalWrite, want{true, true, true}},
+		{store.Role(""), ActTerminalView, want{false, false, false}},
+	}
+	for _, r := range rows {
+		p := Principal{UserID: "me", Role: r.role}
+		for _, c := range []struct {
+			label string
+			acc   Access
+			want  bool
+		}{
+			{"none", Access{OwnerID: "owner"}, r.want.none},
+			{"read", Access{OwnerID: "owner", Shared: true}, r.want.read},
+			{"write", Access{OwnerID: "owner", Shared: true, CanWrite: true}, r.want.write},
+		} {
+			if got := AllowedOn(p, r.action, c.acc); got != c.want {
+				t.Errorf("AllowedOn(%s, %s, shared %s) = %v; want %v", r.role, r.action, c.label, got, c.want)
+			}
 		}
 	}
 }

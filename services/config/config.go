@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +44,8 @@ type Config struct {
 	LoginRateLimit  int
 	LoginRateWindow time.Duration
 
+	Terminal TerminalConfig
+
 	LogLevel  slog.Level
 	LogFormat string
 
@@ -62,6 +65,25 @@ type WorkspaceDefaults struct {
 	MaxMemoryMB  int64
 	MaxCPUs      float64
 	MaxPidsLimit int64
+}
+
+// TerminalConfig tunes web terminals.
+type TerminalConfig struct {
+	// Shell is tried first; when the image lacks it, sh is used.
+	Shell string
+	// Grace keeps a session's shell running after its last viewer left.
+	Grace time.Duration
+	// ScrollbackKB bounds the output kept to restore a reattaching screen.
+	ScrollbackKB int
+	// IdleTimeout ends sessions without input or output for that long
+	// (0: never).
+	IdleTimeout time.Duration
+	// PingInterval is how often the WebSocket is pinged, so proxies keep it.
+	PingInterval time.Duration
+	// MaxPerWorkspace caps open sessions per workspace.
+	MaxPerWorkspace int
+	// OpenPerMinute caps how many sessions one user opens per minute.
+	OpenPerMinute int
 }
 
 // Getenv abstracts os.Getenv so tests can load a config from a map.
@@ -86,6 +108,30 @@ func LoadFrom(getenv Getenv) (Config, error) {
 		LoginRateWindow:  p.duration("AICODE_LOGIN_RATE_WINDOW", 15*time.Minute),
 		LogFormat:        strings.ToLower(p.str("AICODE_LOG_FORMAT", "text")),
 		ShutdownTimeout:  p.duration("AICODE_SHUTDOWN_TIMEOUT", 30*time.Second),
+	}
+	c.Terminal = TerminalConfig{
+		Shell:           p.str("AICODE_TERMINAL_SHELL", "bash"),
+		Grace:           p.duration("AICODE_TERMINAL_GRACE", 10*time.Minute),
+		ScrollbackKB:    p.int("AICODE_TERMINAL_SCROLLBACK_KB", 256),
+		IdleTimeout:     p.durationOrZero("AICODE_TERMINAL_IDLE_TIMEOUT", 0),
+		PingInterval:    p.duration("AICODE_TERMINAL_PING_INTERVAL", 20*time.Second),
+		MaxPerWorkspace: p.int("AICODE_TERMINAL_MAX_PER_WORKSPACE", 10),
+		OpenPerMinute:   p.int("AICODE_TERMINAL_OPEN_PER_MINUTE", 30),
+	}
+	if !shellRe.MatchString(c.Terminal.Shell) {
+		p.errs = append(p.errs, fmt.Errorf("AICODE_TERMINAL_SHELL: %q is not a plain command name or absolute path", c.Terminal.Shell))
+	}
+	if kb := c.Terminal.ScrollbackKB; kb < 16 || kb > 16384 {
+		p.errs = append(p.errs, fmt.Errorf("AICODE_TERMINAL_SCROLLBACK_KB: %d must be between 16 and 16384", kb))
+	}
+	if iv := c.Terminal.PingInterval; iv < time.Second || iv > 5*time.Minute {
+		p.errs = append(p.errs, fmt.Errorf("AICODE_TERMINAL_PING_INTERVAL: %s must be between 1s and 5m", iv))
+	}
+	if c.Terminal.MaxPerWorkspace < 1 {
+		p.errs = append(p.errs, errors.New("AICODE_TERMINAL_MAX_PER_WORKSPACE must be at least 1"))
+	}
+	if c.Terminal.OpenPerMinute < 1 {
+		p.errs = append(p.errs, errors.New("AICODE_TERMINAL_OPEN_PER_MINUTE must be at least 1"))
 	}
 	c.DatabaseURL = p.str("DATABASE_URL", "sqlite:"+filepath.Join(c.DataDir, "aicode.db"))
 	c.WorkspacesRoot = p.str("AICODE_WORKSPACES_ROOT", filepath.Join(c.DataDir, "workspaces"))
@@ -196,6 +242,18 @@ func (p *parser) float(key string, def float64) float64 {
 	}
 	return f
 }
+
+// durationOrZero is duration that also accepts 0 ("off").
+func (p *parser) durationOrZero(key string, def time.Duration) time.Duration {
+	if v := p.str(key, ""); v == "0" {
+		return 0
+	}
+	return p.duration(key, def)
+}
+
+// shellRe accepts a command name or an absolute path, nothing a shell would
+// interpret.
+var shellRe = regexp.MustCompile(`^(/[A-Za-z0-9._/-]+|[A-Za-z0-9._-]+)$`)
 
 func (p *parser) duration(key string, def time.Duration) time.Duration {
 	v := p.str(key, "")

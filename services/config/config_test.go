@@ -45,6 +45,10 @@ func TestLoadFromDefaults(t *testing.T) {
 		TrustedProxies:  nil,
 		LoginRateLimit:  10,
 		LoginRateWindow: 15 * time.Minute,
+		Terminal: TerminalConfig{
+			Shell: "bash", Grace: 10 * time.Minute, ScrollbackKB: 256, IdleTimeout: 0,
+			PingInterval: 20 * time.Second, MaxPerWorkspace: 10, OpenPerMinute: 30,
+		},
 		LogLevel:        slog.LevelInfo,
 		LogFormat:       "text",
 		ShutdownTimeout: 30 * time.Second,
@@ -78,36 +82,46 @@ var allVariables = []string{
 	"AICODE_SESSION_SECRET", "AICODE_SESSION_TTL", "AICODE_COOKIE_SECURE",
 	"AICODE_TRUSTED_PROXIES", "AICODE_LOGIN_RATE_LIMIT", "AICODE_LOGIN_RATE_WINDOW",
 	"AICODE_LOG_LEVEL", "AICODE_LOG_FORMAT", "AICODE_SHUTDOWN_TIMEOUT",
+	"AICODE_TERMINAL_SHELL", "AICODE_TERMINAL_GRACE", "AICODE_TERMINAL_SCROLLBACK_KB",
+	"AICODE_TERMINAL_IDLE_TIMEOUT", "AICODE_TERMINAL_PING_INTERVAL",
+	"AICODE_TERMINAL_MAX_PER_WORKSPACE", "AICODE_TERMINAL_OPEN_PER_MINUTE",
 }
 
 func TestLoadFromEveryVariable(t *testing.T) {
 	secret := strings.Repeat("s", 40)
 	c, err := LoadFrom(env(map[string]string{
-		"AICODE_LISTEN_ADDR":             "0.0.0.0:9000",
-		"AICODE_BASE_URL":                "https://aicode.example.com/",
-		"AICODE_DATA_DIR":                "/srv/aicode",
-		"DATABASE_URL":                   "postgres://u:p@db/aicode",
-		"DOCKER_HOST":                    "tcp://docker:2376",
-		"DOCKER_API_VERSION":             "1.43",
-		"AICODE_WORKSPACES_ROOT":         "/srv/workspaces",
-		"AICODE_WORKSPACE_IMAGE":         "registry.example.com/ws:2",
-		"AICODE_WORKSPACE_MEMORY_MB":     "4096",
-		"AICODE_WORKSPACE_CPUS":          "1.5",
-		"AICODE_WORKSPACE_PIDS":          "1024",
-		"AICODE_WORKSPACE_NETWORK":       "none",
-		"AICODE_WORKSPACE_USER":          "2000:3000",
-		"AICODE_WORKSPACE_MAX_MEMORY_MB": "32768",
-		"AICODE_WORKSPACE_MAX_CPUS":      "16",
-		"AICODE_WORKSPACE_MAX_PIDS":      "8192",
-		"AICODE_SESSION_SECRET":          secret,
-		"AICODE_SESSION_TTL":             "12h",
-		"AICODE_COOKIE_SECURE":           "true",
-		"AICODE_TRUSTED_PROXIES":         " 10.0.0.1 , ,192.168.0.0/16,",
-		"AICODE_LOGIN_RATE_LIMIT":        "5",
-		"AICODE_LOGIN_RATE_WINDOW":       "1m30s",
-		"AICODE_LOG_LEVEL":               "debug",
-		"AICODE_LOG_FORMAT":              "json",
-		"AICODE_SHUTDOWN_TIMEOUT":        "5s",
+		"AICODE_LISTEN_ADDR":                "0.0.0.0:9000",
+		"AICODE_BASE_URL":                   "https://aicode.example.com/",
+		"AICODE_DATA_DIR":                   "/srv/aicode",
+		"DATABASE_URL":                      "postgres://u:p@db/aicode",
+		"DOCKER_HOST":                       "tcp://docker:2376",
+		"DOCKER_API_VERSION":                "1.43",
+		"AICODE_WORKSPACES_ROOT":            "/srv/workspaces",
+		"AICODE_WORKSPACE_IMAGE":            "registry.example.com/ws:2",
+		"AICODE_WORKSPACE_MEMORY_MB":        "4096",
+		"AICODE_WORKSPACE_CPUS":             "1.5",
+		"AICODE_WORKSPACE_PIDS":             "1024",
+		"AICODE_WORKSPACE_NETWORK":          "none",
+		"AICODE_WORKSPACE_USER":             "2000:3000",
+		"AICODE_WORKSPACE_MAX_MEMORY_MB":    "32768",
+		"AICODE_WORKSPACE_MAX_CPUS":         "16",
+		"AICODE_WORKSPACE_MAX_PIDS":         "8192",
+		"AICODE_SESSION_SECRET":             secret,
+		"AICODE_SESSION_TTL":                "12h",
+		"AICODE_COOKIE_SECURE":              "true",
+		"AICODE_TRUSTED_PROXIES":            " 10.0.0.1 , ,192.168.0.0/16,",
+		"AICODE_LOGIN_RATE_LIMIT":           "5",
+		"AICODE_LOGIN_RATE_WINDOW":          "1m30s",
+		"AICODE_LOG_LEVEL":                  "debug",
+		"AICODE_LOG_FORMAT":                 "json",
+		"AICODE_SHUTDOWN_TIMEOUT":           "5s",
+		"AICODE_TERMINAL_SHELL":             "/usr/bin/zsh",
+		"AICODE_TERMINAL_GRACE":             "2m",
+		"AICODE_TERMINAL_SCROLLBACK_KB":     "512",
+		"AICODE_TERMINAL_IDLE_TIMEOUT":      "8h",
+		"AICODE_TERMINAL_PING_INTERVAL":     "25s",
+		"AICODE_TERMINAL_MAX_PER_WORKSPACE": "4",
+		"AICODE_TERMINAL_OPEN_PER_MINUTE":   "6",
 	}))
 	if err != nil {
 		t.Fatalf("LoadFrom error: %v", err)
@@ -137,6 +151,10 @@ func TestLoadFromEveryVariable(t *testing.T) {
 		TrustedProxies:  []string{"10.0.0.1", "192.168.0.0/16"},
 		LoginRateLimit:  5,
 		LoginRateWindow: 90 * time.Second,
+		Terminal: TerminalConfig{
+			Shell: "/usr/bin/zsh", Grace: 2 * time.Minute, ScrollbackKB: 512, IdleTimeout: 8 * time.Hour,
+			PingInterval: 25 * time.Second, MaxPerWorkspace: 4, OpenPerMinute: 6,
+		},
 		LogLevel:        slog.LevelDebug,
 		LogFormat:       "json",
 		ShutdownTimeout: 5 * time.Second,
@@ -354,5 +372,26 @@ func TestLoadFromRefusesUnsafeValues(t *testing.T) {
 				t.Fatalf("LoadFrom(%v) = (workspace %+v), %v; want an error naming %s", tt.env, c.Workspace, err, tt.wantVar)
 			}
 		})
+	}
+}
+
+func TestLoadFromRefusesBadTerminalSettings(t *testing.T) {
+	for k, v := range map[string]string{
+		"AICODE_TERMINAL_SHELL":             "bash; rm -rf /",
+		"AICODE_TERMINAL_SCROLLBACK_KB":     "1",
+		"AICODE_TERMINAL_PING_INTERVAL":     "10ms",
+		"AICODE_TERMINAL_MAX_PER_WORKSPACE": "0",
+		"AICODE_TERMINAL_OPEN_PER_MINUTE":   "-3",
+		"AICODE_TERMINAL_GRACE":             "soon",
+		"AICODE_TERMINAL_IDLE_TIMEOUT":      "-1h",
+	} {
+		_, err := LoadFrom(env(map[string]string{k: v}))
+		if err == nil || !strings.Contains(err.Error(), k) {
+			t.Errorf("%s=%q: error %v does not name the variable", k, v, err)
+		}
+	}
+	c, err := LoadFrom(env(map[string]string{"AICODE_TERMINAL_IDLE_TIMEOUT": "0"}))
+	if err != nil || c.Terminal.IdleTimeout != 0 {
+		t.Errorf("idle timeout 0 (off): %v %v", c.Terminal.IdleTimeout, err)
 	}
 }

@@ -610,7 +610,11 @@ func (s *sqlStore) ListWorkspaces(ctx context.Context, f WorkspaceFilter) ([]Wor
 	}
 	var where []string
 	var args []any
-	if f.OwnerID != "" {
+	switch {
+	case f.VisibleTo != "":
+		where = append(where, `(w.owner_id = ? OR EXISTS (SELECT 1 FROM workspace_shares sh WHERE sh.workspace_id = w.id AND sh.user_id = ?))`)
+		args = append(args, f.VisibleTo, f.VisibleTo)
+	case f.OwnerID != "":
 		where = append(where, `w.owner_id = ?`)
 		args = append(args, f.OwnerID)
 	}
@@ -687,6 +691,56 @@ func (s *sqlStore) SetWorkspaceStatus(ctx context.Context, id string, u StatusUp
 func (s *sqlStore) DeleteWorkspace(ctx context.Context, id string) error {
 	res, err := s.exec(ctx, `DELETE FROM workspaces WHERE id = ?`, id)
 	return s.one("delete workspace", res, err)
+}
+
+// ---------------------------------------------------------------------------
+// Shares
+
+func (s *sqlStore) SetShare(ctx context.Context, sh Share) error {
+	if sh.CreatedAt.IsZero() {
+		sh.CreatedAt = s.now()
+	}
+	// An upsert in the syntax SQLite and PostgreSQL share.
+	_, err := s.exec(ctx, `INSERT INTO workspace_shares (workspace_id, user_id, can_write, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (workspace_id, user_id) DO UPDATE SET can_write = excluded.can_write`,
+		sh.WorkspaceID, sh.UserID, sh.CanWrite, s.ts(sh.CreatedAt))
+	return s.fail("set share", err)
+}
+
+const shareSelect = `SELECT sh.workspace_id, sh.user_id, u.username, sh.can_write, sh.created_at
+	FROM workspace_shares sh JOIN users u ON u.id = sh.user_id`
+
+func scanShare(r rowScanner, sh *Share) error {
+	return r.Scan(&sh.WorkspaceID, &sh.UserID, &sh.Username, &sh.CanWrite, timeCol{&sh.CreatedAt})
+}
+
+func (s *sqlStore) GetShare(ctx context.Context, workspaceID, userID string) (Share, error) {
+	var sh Share
+	err := scanShare(s.queryRow(ctx, shareSelect+` WHERE sh.workspace_id = ? AND sh.user_id = ?`, workspaceID, userID), &sh)
+	return sh, s.fail("get share", err)
+}
+
+func (s *sqlStore) ListShares(ctx context.Context, workspaceID string) ([]Share, error) {
+	const op = "list shares"
+	rows, err := s.query(ctx, shareSelect+` WHERE sh.workspace_id = ? ORDER BY u.username_key`, workspaceID)
+	if err != nil {
+		return nil, s.fail(op, err)
+	}
+	defer rows.Close()
+	var out []Share
+	for rows.Next() {
+		var sh Share
+		if err := scanShare(rows, &sh); err != nil {
+			return nil, s.fail(op, err)
+		}
+		out = append(out, sh)
+	}
+	return out, s.fail(op, rows.Err())
+}
+
+func (s *sqlStore) DeleteShare(ctx context.Context, workspaceID, userID string) error {
+	res, err := s.exec(ctx, `DELETE FROM workspace_shares WHERE workspace_id = ? AND user_id = ?`, workspaceID, userID)
+	return s.one("delete share", res, err)
 }
 
 // ---------------------------------------------------------------------------

@@ -125,10 +125,13 @@ type Workspace struct {
 // WorkspaceFilter selects and pages workspaces. Limit is required (<= 500).
 type WorkspaceFilter struct {
 	OwnerID string // empty: everyone's
-	Query   string // substring of the name, case-insensitive
-	Status  Status // empty: any
-	Limit   int
-	Offset  int
+	// VisibleTo, when set, keeps workspaces this user owns or that are
+	// shared with them (OwnerID is then ignored).
+	VisibleTo string
+	Query     string // substring of the name, case-insensitive
+	Status    Status // empty: any
+	Limit     int
+	Offset    int
 }
 
 // StatusUpdate records an observation of a workspace's container.
@@ -137,6 +140,16 @@ type StatusUpdate struct {
 	Detail      string
 	ContainerID *string // nil leaves the stored id unchanged
 	ObservedAt  time.Time
+}
+
+// Share gives a user access to someone else's workspace: watching its
+// terminals, and with CanWrite typing into them.
+type Share struct {
+	WorkspaceID string
+	UserID      string
+	Username    string // filled by reads
+	CanWrite    bool
+	CreatedAt   time.Time
 }
 
 type AuditEvent struct {
@@ -206,6 +219,14 @@ type Store interface {
 	DeleteWorkspace(ctx context.Context, id string) error
 	// WorkspaceByPath finds the workspace using a project directory.
 	WorkspaceByPath(ctx context.Context, path string) (Workspace, error)
+
+	// SetShare creates or updates a share.
+	SetShare(ctx context.Context, sh Share) error
+	// GetShare returns the share of a workspace with a user (ErrNotFound).
+	GetShare(ctx context.Context, workspaceID, userID string) (Share, error)
+	// ListShares returns a workspace's shares, by username.
+	ListShares(ctx context.Context, workspaceID string) ([]Share, error)
+	DeleteShare(ctx context.Context, workspaceID, userID string) error
 
 	AppendAudit(ctx context.Context, e *AuditEvent) error
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)

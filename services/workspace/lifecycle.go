@@ -186,14 +186,18 @@ func (s *Service) Delete(ctx context.Context, p auth.Principal, id string, delet
 // authorize loads a workspace and checks p may manage it. Workspaces p may
 // not see are reported missing; those p may see but not change, forbidden.
 func (s *Service) authorize(ctx context.Context, p auth.Principal, id, auditAction string) (store.Workspace, error) {
-	w, err := s.Get(ctx, p, id)
+	return s.authorizeFor(ctx, p, id, auth.ActWorkspaceManage, auditAction)
+}
+
+func (s *Service) authorizeFor(ctx context.Context, p auth.Principal, id string, act auth.Action, auditAction string) (store.Workspace, error) {
+	w, acc, err := s.GetWithAccess(ctx, p, id)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			s.record(ctx, p, auditAction, id, audit.ResultDenied, "not found or not visible")
 		}
 		return store.Workspace{}, err
 	}
-	if !auth.Allowed(p, auth.ActWorkspaceManage, w.OwnerID) {
+	if !auth.AllowedOn(p, act, acc) {
 		s.record(ctx, p, auditAction, id, audit.ResultDenied, "")
 		return store.Workspace{}, auth.ErrForbidden
 	}

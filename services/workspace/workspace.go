@@ -45,9 +45,11 @@ const TopicStatus = "workspace.status"
 // Change is published whenever a workspace's stored state changes.
 type Change struct {
 	Workspace store.Workspace
-	// Created and Deleted change which workspaces exist, so lists reload.
+	// Created and Deleted change which workspaces exist, and Reload who
+	// sees them (shares), so lists reload.
 	Created bool
 	Deleted bool
+	Reload  bool
 }
 
 // Engine is what the service needs from the Docker engine.
@@ -290,14 +292,51 @@ func (s *Service) Create(ctx context.Context, p auth.Principal, in CreateInput) 
 
 // Get returns a workspace p may see.
 func (s *Service) Get(ctx context.Context, p auth.Principal, id string) (store.Workspace, error) {
+	w, _, err := s.GetWithAccess(ctx, p, id)
+	return w, err
+}
+
+// GetWithAccess returns a workspace p may see and p's access to it.
+func (s *Service) GetWithAccess(ctx context.Context, p auth.Principal, id string) (store.Workspace, auth.Access, error) {
 	w, err := s.store.GetWorkspace(ctx, id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && !auth.CanSee(p, w.OwnerID)) {
-		return store.Workspace{}, ErrNotFound
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Workspace{}, auth.Access{}, ErrNotFound
 	}
 	if err != nil {
-		return store.Workspace{}, fmt.Errorf("get workspace: %w", err)
+		return store.Workspace{}, auth.Access{}, fmt.Errorf("get workspace: %w", err)
 	}
-	return w, nil
+	acc, err := s.access(ctx, p, w)
+	if err != nil {
+		return store.Workspace{}, auth.Access{}, err
+	}
+	if !auth.CanSee(p, acc) {
+		return store.Workspace{}, auth.Access{}, ErrNotFound
+	}
+	return w, acc, nil
+}
+
+// access works out p's standing on w; only a share needs a lookup.
+func (s *Service) access(ctx context.Context, p auth.Principal, w store.Workspace) (auth.Access, error) {
+	acc := auth.Access{OwnerID: w.OwnerID}
+	if p.UserID == "" || p.UserID == w.OwnerID || p.Role == store.RoleAdmin {
+		return acc, nil
+	}
+	sh, err := s.store.GetShare(ctx, w.ID, p.UserID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return acc, nil
+	case err != nil:
+		return acc, fmt.Errorf("look up share: %w", err)
+	}
+	acc.Shared, acc.CanWrite = true, sh.CanWrite
+	return acc, nil
+}
+
+// CanSee reports whether p may see w, looking up a share if needed (used to
+// filter live events).
+func (s *Service) CanSee(ctx context.Context, p auth.Principal, w store.Workspace) bool {
+	acc, err := s.access(ctx, p, w)
+	return err == nil && auth.CanSee(p, acc)
 }
 
 // ListOptions select a page of workspaces.
@@ -343,11 +382,11 @@ func (s *Service) List(ctx context.Context, p auth.Principal, o ListOptions) (Pa
 		q = q[:MaxNameLen]
 	}
 	items, total, err := s.store.ListWorkspaces(ctx, store.WorkspaceFilter{
-		OwnerID: auth.ListScope(p),
-		Query:   q,
-		Status:  o.Status,
-		Limit:   o.PerPage,
-		Offset:  (o.Page - 1) * o.PerPage,
+		VisibleTo: auth.ListScope(p),
+		Query:     q,
+		Status:    o.Status,
+		Limit:     o.PerPage,
+		Offset:    (o.Page - 1) * o.PerPage,
 	})
 	if err != nil {
 		return Page{}, fmt.Errorf("list workspaces: %w", err)

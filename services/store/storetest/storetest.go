@@ -55,6 +55,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SetWorkspaceStatus", testSetWorkspaceStatus},
 		{"DeleteWorkspace", testDeleteWorkspace},
 		{"TimestampPrecision", testTimestampPrecision},
+		{"Shares", testShares},
+		{"ListWorkspacesVisibleTo", testListWorkspacesVisibleTo},
 		{"AppendAudit", testAppendAudit},
 		{"ListAuditFilters", testListAuditFilters},
 		{"ListAuditPaging", testListAuditPaging},
@@ -1161,4 +1163,58 @@ func testListAuditLimits(t *testing.T, s store.Store) {
 	}
 	_, err = s.ListAudit(ctx, store.AuditFilter{Limit: 500})
 	noErr(t, err, "limit 500")
+}
+
+func testShares(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	owner := newUser(t, s, "owner", store.RoleMember)
+	bob := newUser(t, s, "Bob", store.RoleMember)
+	amy := newUser(t, s, "amy", store.RoleViewer)
+	w := newWorkspace(t, s, owner, "shared", store.StatusRunning)
+
+	_, err := s.GetShare(ctx, w.ID, bob.ID)
+	wantErr(t, err, store.ErrNotFound, "get missing share")
+	noErr(t, s.SetShare(ctx, store.Share{WorkspaceID: w.ID, UserID: bob.ID}), "share with bob")
+	noErr(t, s.SetShare(ctx, store.Share{WorkspaceID: w.ID, UserID: amy.ID, CanWrite: true}), "share with amy")
+	sh, err := s.GetShare(ctx, w.ID, bob.ID)
+	noErr(t, err, "get share")
+	if sh.CanWrite || sh.Username != "Bob" || sh.CreatedAt.IsZero() {
+		t.Fatalf("share read back as %+v", sh)
+	}
+	// Setting again updates write access in place.
+	noErr(t, s.SetShare(ctx, store.Share{WorkspaceID: w.ID, UserID: bob.ID, CanWrite: true}), "grant write")
+	sh, _ = s.GetShare(ctx, w.ID, bob.ID)
+	if !sh.CanWrite {
+		t.Fatal("write not granted")
+	}
+	list, err := s.ListShares(ctx, w.ID)
+	noErr(t, err, "list shares")
+	if len(list) != 2 || list[0].Username != "amy" || list[1].Username != "Bob" {
+		t.Fatalf("shares listed as %+v (want amy, Bob)", list)
+	}
+	wantErr(t, s.SetShare(ctx, store.Share{WorkspaceID: w.ID, UserID: "nosuchuser"}), store.ErrNotFound, "share with unknown user")
+	noErr(t, s.DeleteShare(ctx, w.ID, amy.ID), "unshare amy")
+	wantErr(t, s.DeleteShare(ctx, w.ID, amy.ID), store.ErrNotFound, "unshare twice")
+	// Deleting the workspace takes its shares with it.
+	noErr(t, s.DeleteWorkspace(ctx, w.ID), "delete workspace")
+	_, err = s.GetShare(ctx, w.ID, bob.ID)
+	wantErr(t, err, store.ErrNotFound, "share after workspace deletion")
+}
+
+func testListWorkspacesVisibleTo(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	ann := newUser(t, s, "ann", store.RoleMember)
+	ben := newUser(t, s, "ben", store.RoleMember)
+	newWorkspace(t, s, ann, "ann-1", store.StatusRunning)
+	shared := newWorkspace(t, s, ann, "ann-2", store.StatusRunning)
+	newWorkspace(t, s, ben, "ben-1", store.StatusStopped)
+	noErr(t, s.SetShare(ctx, store.Share{WorkspaceID: shared.ID, UserID: ben.ID}), "share")
+	got, total, err := s.ListWorkspaces(ctx, store.WorkspaceFilter{VisibleTo: ben.ID, Limit: 10})
+	noErr(t, err, "list visible to ben")
+	wantEqual(t, names(got), []string{"ann-2", "ben-1"}, "ben sees his own and the shared one")
+	wantEqual(t, total, 2, "total")
+	got, _, _ = s.ListWorkspaces(ctx, store.WorkspaceFilter{VisibleTo: ben.ID, Status: store.StatusStopped, Limit: 10})
+	wantEqual(t, names(got), []string{"ben-1"}, "with a status filter")
+	got, _, _ = s.ListWorkspaces(ctx, store.WorkspaceFilter{VisibleTo: ann.ID, Limit: 10})
+	wantEqual(t, names(got), []string{"ann-1", "ann-2"}, "ann sees only her own")
 }

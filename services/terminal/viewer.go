@@ -1,0 +1,246 @@
+package terminal
+
+import (
+	"context"
+	"sync"
+)
+
+// queueMinAlloc is a viewer queue's first allocation; most output comes
+// in small chunks that are taken at once.
+const queueMinAlloc = 4 << 10
+
+// Frame is what a viewer gets next.
+type Frame struct {
+	// Data is terminal output; for a Resync frame, the ring snapshot. The
+	// caller owns it.
+	Data []byte
+	// Resync: the client must reset its screen and write Data (first
+	// frame, and after the viewer fell behind).
+	Resync bool
+	// Exit: the session ended; Reason says why; no more frames follow.
+	Exit   bool
+	Reason string
+}
+
+// Viewer is one client attached to a session.
+type Viewer struct {
+	s        *Session
+	canWrite bool
+	// wake holds at most one pending "something changed"; Next rechecks
+	// its state after every wake, so none is ever lost.
+	wake chan struct{}
+	once sync.Once
+
+	mu       sync.Mutex
+	q        []byte // queued output, from off on
+	off      int
+	resync   bool // the queue was dropped (or never started): send a snapshot next
+	inflight int  // bytes handed out and not yet acknowledged
+	detached bool
+	ended    bool // the session ended; exit after the queue drains
+	reason   string
+	exitSent bool
+
+	// For tests: the most ever queued, and how often the queue was dropped.
+	peak, drops int
+}
+
+// CanWrite reports whether the viewer may send input and resize.
+func (v *Viewer) CanWrite() bool { return v.canWrite }
+
+func (v *Viewer) signal() {
+	select {
+	case v.wake <- struct{}{}:
+	default:
+	}
+}
+
+// offer queues p, called by the reader under the session lock. It never
+// blocks on the client: a queue that would grow past limit is dropped and
+// the viewer resyncs from the ring, which already holds these bytes.
+func (v *Viewer) offer(p []byte, limit int) {
+	v.mu.Lock()
+	if v.detached || v.resync || v.ended {
+		v.mu.Unlock()
+		return
+	}
+	queued := len(v.q) - v.off
+	if queued+len(p) > limit {
+		// Released rather than kept: a viewer this far behind may stay
+		// stalled for a long time.
+		v.q, v.off = nil, 0
+		v.resync = true
+		v.drops++
+	} else {
+		v.enqueue(p, limit)
+		v.peak = max(v.peak, queued+len(p))
+	}
+	v.mu.Unlock()
+	v.signal()
+}
+
+// enqueue appends p, reusing the backing array and never growing it past
+// what limit needs, so a burst does not leave twice the limit allocated.
+func (v *Viewer) enqueue(p []byte, limit int) {
+	if len(v.q)+len(p) <= cap(v.q) {
+		v.q = append(v.q, p...)
+		return
+	}
+	queued := len(v.q) - v.off
+	need := queued + len(p)
+	if need <= cap(v.q) {
+		copy(v.q, v.q[v.off:])
+	} else {
+		nq := make([]byte, queued, min(max(need, 2*cap(v.q), queueMinAlloc), max(need, limit)))
+		copy(nq, v.q[v.off:])
+		v.q = nq
+	}
+	v.q, v.off = append(v.q[:queued], p...), 0
+}
+
+// sessionEnded is called under the session lock when the session ends.
+func (v *Viewer) sessionEnded(reason string) {
+	v.mu.Lock()
+	v.ended, v.reason = true, reason
+	v.mu.Unlock()
+	v.signal()
+}
+
+// Next blocks until there is something for the viewer: everything queued
+// (up to FrameMax) at once, a Resync, or the Exit frame. It waits while
+// the bytes in flight fill the ack window. After the Exit frame, or
+// Detach, it returns ErrClosed.
+func (v *Viewer) Next(ctx context.Context) (Frame, error) {
+	window := v.s.m.opts.AckWindow
+	for {
+		if err := ctx.Err(); err != nil {
+			return Frame{}, err
+		}
+		v.mu.Lock()
+		if v.detached || v.exitSent {
+			v.mu.Unlock()
+			return Frame{}, ErrClosed
+		}
+		open := v.inflight < window
+		if open && v.resync {
+			v.mu.Unlock()
+			if f, ok := v.resyncFrame(window); ok {
+				return f, nil
+			}
+			continue
+		}
+		if open && v.off < len(v.q) {
+			f := v.takeLocked()
+			v.mu.Unlock()
+			return f, nil
+		}
+		if v.ended && !v.resync && v.off == len(v.q) {
+			v.exitSent = true
+			v.q = nil
+			f := Frame{Exit: true, Reason: v.reason}
+			v.mu.Unlock()
+			return f, nil
+		}
+		v.mu.Unlock()
+		select {
+		case <-v.wake:
+		case <-ctx.Done():
+			return Frame{}, ctx.Err()
+		}
+	}
+}
+
+// takeLocked hands out up to FrameMax queued bytes as one frame, so a
+// flood of small reads becomes few frames without waiting for more.
+func (v *Viewer) takeLocked() Frame {
+	n := min(len(v.q)-v.off, v.s.m.opts.FrameMax)
+	// append rather than make+copy: the runtime then skips zeroing memory
+	// that is overwritten at once, which shows at hundreds of MB/s.
+	data := append([]byte(nil), v.q[v.off:v.off+n]...)
+	v.off += n
+	if v.off == len(v.q) {
+		v.q, v.off = v.q[:0], 0
+	}
+	v.inflight += n
+	return Frame{Data: data}
+}
+
+// resyncFrame takes the snapshot under the session lock, which the reader
+// appends under, and clears the flag in the same critical section: the
+// next queued byte is the one right after the snapshot.
+func (v *Viewer) resyncFrame(window int) (Frame, bool) {
+	s := v.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.detached || !v.resync || v.inflight >= window {
+		return Frame{}, false
+	}
+	snap := s.ring.snapshot()
+	v.resync = false
+	v.q, v.off = v.q[:0], 0
+	v.inflight += len(snap)
+	return Frame{Data: snap, Resync: true}, true
+}
+
+// Ack records that the client processed n more bytes.
+func (v *Viewer) Ack(n int) {
+	if n <= 0 {
+		return
+	}
+	v.mu.Lock()
+	v.inflight = max(0, v.inflight-n)
+	v.mu.Unlock()
+	v.signal()
+}
+
+// Input sends keystrokes to the shell. It counts as activity.
+func (v *Viewer) Input(p []byte) error {
+	if !v.canWrite {
+		return ErrReadOnly
+	}
+	if v.isDetached() {
+		return ErrClosed
+	}
+	return v.s.write(p)
+}
+
+// Resize sets the terminal size, clamped to 1..1000 cells each way, and
+// remembers it as the session's size. Only writers may resize: the size is
+// shared by every viewer.
+func (v *Viewer) Resize(ctx context.Context, s Size) error {
+	if !v.canWrite {
+		return ErrReadOnly
+	}
+	if v.isDetached() {
+		return ErrClosed
+	}
+	return v.s.resize(ctx, s)
+}
+
+// Detach leaves the session; it is idempotent. A Next blocked in another
+// goroutine returns ErrClosed.
+func (v *Viewer) Detach() {
+	v.once.Do(func() {
+		v.s.detach(v)
+		v.mu.Lock()
+		v.detached = true
+		v.q, v.off = nil, 0
+		v.mu.Unlock()
+		v.signal()
+	})
+}
+
+func (v *Viewer) isDetached() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.detached
+}
+
+// queued is how many bytes wait for the viewer (for tests).
+func (v *Viewer) queued() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return len(v.q) - v.off
+}
