@@ -3,6 +3,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -223,12 +224,24 @@ func TestBrowserTerminal(t *testing.T) {
 	)
 	waitScreen("typed command", "browser-42")
 	b.Screenshot(t, "terminal")
-
 	b.Do(t, "reload", 20*time.Second,
 		chromedp.Reload(),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="terminal-status"][data-state="live"]`)),
 	)
 	waitScreen("after reload", "browser-42")
+
+	// The shell's size follows the browser's (fit addon → exec resize).
+	cols, rows := testutil.Eval[float64](t, b, "window.aicodeTerminal.cols"), testutil.Eval[float64](t, b, "window.aicodeTerminal.rows")
+	b.Do(t, "ask the shell its size", 10*time.Second, testutil.TypeLine("stty size"))
+	waitScreen("stty size", fmt.Sprintf("%d %d", int(rows), int(cols)))
+	b.Do(t, "shrink the window", 10*time.Second, chromedp.EmulateViewport(900, 700))
+	time.Sleep(500 * time.Millisecond)
+	cols2, rows2 := testutil.Eval[float64](t, b, "window.aicodeTerminal.cols"), testutil.Eval[float64](t, b, "window.aicodeTerminal.rows")
+	if cols2 == cols && rows2 == rows {
+		t.Errorf("the terminal did not follow the window: still %vx%v", cols, rows)
+	}
+	b.Do(t, "ask again", 10*time.Second, testutil.TypeLine("stty size"))
+	waitScreen("stty size after resize", fmt.Sprintf("%d %d", int(rows2), int(cols2)))
 
 	// The full-page view attaches to the same shell.
 	tid := testutil.Eval[string](t, b, `document.querySelector('[data-testid="terminal-chip"]').dataset.terminalId`)

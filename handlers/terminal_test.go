@@ -262,6 +262,14 @@ func TestTerminalEndsWhenContainerStops(t *testing.T) {
 	s := testutil.StartServer(t, testutil.Options{})
 	admin := testutil.Setup(t, s.URL, "admin", adminPW)
 	w := createWorkspace(t, s, admin, url.Values{"name": {testutil.UniqueName("stops")}})
+	// A shell that exits ends its terminal, saying so.
+	quitter := dial(t, admin, s, w.ID, openTerminal(t, admin, w.ID, 80, 24))
+	quitter.WaitControl("resync", 5*time.Second)
+	quitter.Type("exit\r")
+	if ex := quitter.WaitControl("exit", 10*time.Second); ex["reason"] != "the shell exited" {
+		t.Errorf("exit reason after `exit`: %v", ex["reason"])
+	}
+
 	tid := openTerminal(t, admin, w.ID, 80, 24)
 	tm := dial(t, admin, s, w.ID, tid)
 	tm.WaitControl("resync", 5*time.Second)
@@ -396,4 +404,32 @@ func TestTerminalInDefaultImage(t *testing.T) {
 	tm.Type("q")
 	tm.Type("echo after-less\r")
 	tm.WaitOutput("after-less\r\n", 5*time.Second)
+}
+
+// The server pings the browser at the configured interval, so proxies keep
+// idle terminals open.
+func TestTerminalKeepAlivePings(t *testing.T) {
+	s := testutil.StartServer(t, testutil.Options{Env: map[string]string{"AICODE_TERMINAL_PING_INTERVAL": "1s"}})
+	admin := testutil.Setup(t, s.URL, "admin", adminPW)
+	w := createWorkspace(t, s, admin, url.Values{"name": {testutil.UniqueName("pings")}})
+	tm := dial(t, admin, s, w.ID, openTerminal(t, admin, w.ID, 80, 24))
+	pings := make(chan struct{}, 16)
+	tm.Conn.SetPingHandler(func(data string) error {
+		pings <- struct{}{}
+		return tm.Conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	tm.WaitControl("resync", 5*time.Second)
+	deadline := time.After(4 * time.Second)
+	got := 0
+	for got < 2 {
+		select {
+		case <-pings:
+			got++
+		case <-deadline:
+			t.Fatalf("%d pings in 4 s with a 1 s interval", got)
+		}
+	}
+	// Still alive afterwards.
+	tm.Type("echo alive\r")
+	tm.WaitOutput("alive\r\n", 5*time.Second)
 }
