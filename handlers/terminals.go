@@ -173,6 +173,9 @@ type controlMessage struct {
 	Bytes int    `json:"bytes"`
 }
 
+// terminalWriteBuffers are the terminal WebSockets' write buffers.
+var terminalWriteBuffers = &sync.Pool{}
+
 // terminalSocket bridges one browser to one terminal session. Output goes
 // as binary messages (batched frames), control as JSON text; the browser
 // acknowledges output as xterm.js renders it, which paces the session's
@@ -318,6 +321,9 @@ func (s *Server) terminalSocket() fiber.Handler {
 	}, fws.Config{
 		ReadBufferSize:  4096,
 		WriteBufferSize: 32 << 10,
+		// Held only while a message is written: most terminals are quiet
+		// most of the time, and hundreds of idle 32 KiB buffers add up.
+		WriteBufferPool: terminalWriteBuffers,
 		RecoverHandler: func(conn *fws.Conn) {
 			if r := recover(); r != nil {
 				s.Log.Error("terminal websocket panic", "panic", r)

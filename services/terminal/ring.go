@@ -17,10 +17,12 @@ const cleanStartWindow = 4 << 10
 
 // ring keeps the last max bytes of a session's output so a viewer that
 // attaches later, or fell behind, can redraw the screen. It is not safe
-// for concurrent use; the session lock guards it.
+// for concurrent use; the session lock guards it, and release must be the
+// last call: the storage may be unmapped (ringmem_unix.go).
 type ring struct {
-	max  int
-	buf  []byte // linear while growing; circular once it has reached max
+	max    int
+	buf    []byte // linear while growing; circular once it has reached max
+	mapped bool   // buf is a mapping of its own
 	head int    // index of the oldest byte
 	size int
 	// dropped is set once bytes have fallen off the front: from then on the
@@ -67,9 +69,16 @@ func (r *ring) grow(n int) {
 	if n <= len(r.buf) {
 		return
 	}
-	nb := make([]byte, n)
+	nb, mapped := allocRingBuf(n)
 	r.copyFrom(nb, 0)
-	r.buf, r.head = nb, 0
+	freeRingBuf(r.buf, r.mapped)
+	r.buf, r.head, r.mapped = nb, 0, mapped
+}
+
+// release gives the storage back; the ring is empty afterwards.
+func (r *ring) release() {
+	freeRingBuf(r.buf, r.mapped)
+	*r = ring{max: r.max}
 }
 
 // at returns the i-th oldest byte.

@@ -155,3 +155,18 @@ func TestRingNewlineFoundAcrossPhysicalWrap(t *testing.T) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 }
+
+func TestRingReleaseEmptiesAndAllowsReuse(t *testing.T) {
+	r := newRing(64 << 10)
+	r.write(bytes.Repeat([]byte("abc\n"), 40<<10))
+	r.release()
+	if r.buf != nil || r.size != 0 || len(r.snapshot()) != 0 {
+		t.Fatalf("released ring: %d bytes in %d", r.size, len(r.buf))
+	}
+	r.release() // idempotent
+	r.write([]byte("again\n"))
+	if got := string(r.snapshot()); got != "again\n" {
+		t.Fatalf("after release: %q", got)
+	}
+	r.release()
+}

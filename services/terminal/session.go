@@ -10,8 +10,10 @@ import (
 	"time"
 )
 
-// readBufSize is the reader's buffer; a PTY rarely hands out more at once.
-const readBufSize = 32 << 10
+// readBufSize is the reader's buffer: a PTY hands out at most a few KiB
+// at once, and the engine passes that on (more only when the reader was
+// late). Every session holds one, so it is kept small.
+const readBufSize = 16 << 10
 
 // maxEmptyReads is how many reads in a row may return nothing, as bufio
 // allows.
@@ -122,6 +124,15 @@ func (s *Session) detach(v *Viewer) {
 	}
 	if len(s.viewers) == 0 && !s.ended {
 		s.armGraceLocked()
+	}
+	s.releaseRingLocked()
+}
+
+// releaseRingLocked frees the scrollback once the session has ended and
+// no viewer is left to resync from it.
+func (s *Session) releaseRingLocked() {
+	if s.ended && len(s.viewers) == 0 {
+		s.ring.release()
 	}
 }
 
@@ -250,6 +261,7 @@ func (s *Session) end(ctx context.Context, reason string, cond func() bool) bool
 	for _, v := range s.viewers {
 		v.sessionEnded(reason)
 	}
+	s.releaseRingLocked()
 	info := s.infoLocked()
 	s.mu.Unlock()
 

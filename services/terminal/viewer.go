@@ -9,6 +9,9 @@ import (
 // in small chunks that are taken at once.
 const queueMinAlloc = 4 << 10
 
+// queueKeep is the most a drained viewer queue keeps allocated.
+const queueKeep = 16 << 10
+
 // Frame is what a viewer gets next.
 type Frame struct {
 	// Data is terminal output; for a Resync frame, the ring snapshot. The
@@ -159,6 +162,12 @@ func (v *Viewer) takeLocked() Frame {
 	data := append([]byte(nil), v.q[v.off:v.off+n]...)
 	v.off += n
 	if v.off == len(v.q) {
+		// Drained. A backing array a burst grew is let go rather than
+		// kept for the session's lifetime: hundreds of sessions each
+		// keeping their largest burst would add up.
+		if cap(v.q) > queueKeep {
+			v.q = nil
+		}
 		v.q, v.off = v.q[:0], 0
 	}
 	v.inflight += n

@@ -634,3 +634,76 @@ func benchmarkThroughput(b *testing.B, viewers, queue int) {
 	b.ReportMetric(float64(frames)/float64(b.N), "frames/op")
 	b.ReportMetric(float64(resyncs), "resyncs")
 }
+
+// TestScrollbackIsFreedWhenTheLastViewerLeavesAnEndedSession: a stalled
+// viewer can still resync from the ring after the shell exited; once it
+// leaves, the storage goes back at once, and a ring read then is empty,
+// not a crash.
+func TestScrollbackIsFreedWhenTheLastViewerLeavesAnEndedSession(t *testing.T) {
+	m := NewManager(Options{ViewerQueue: 4 << 10}, nil)
+	defer shutdown(t, m)
+	s, f := open(t, m, "A")
+	v := attach(t, s, true)
+	firstResync(t, v)
+	out := lines(3, 200<<10)
+	if err := feed(f, out, 4); err != nil {
+		t.Fatal(err)
+	}
+	f.exit()
+	waitDone(t, s, time.Second)
+	s.mu.Lock()
+	held := len(s.ring.buf)
+	s.mu.Unlock()
+	if held < len(out) {
+		t.Fatalf("ring released while a viewer may still resync (%d bytes held)", held)
+	}
+	if _, exit := readToExit(t, v); !exit.Exit {
+		t.Fatal("no exit frame")
+	}
+	v.Detach()
+	s.mu.Lock()
+	buf, snap := s.ring.buf, s.ring.snapshot()
+	s.mu.Unlock()
+	if buf != nil || len(snap) != 0 {
+		t.Fatalf("ring still holds %d bytes (snapshot %d) after the session ended and its viewer left", len(buf), len(snap))
+	}
+	if _, err := s.Attach(true); err != ErrClosed {
+		t.Fatalf("attach to an ended session: %v", err)
+	}
+}
+
+// TestDrainedQueueLetsGoOfBurstCapacity: a queue a burst grew does not
+// keep its backing array once the viewer has caught up.
+func TestDrainedQueueLetsGoOfBurstCapacity(t *testing.T) {
+	m := NewManager(Options{ViewerQueue: 1 << 20, AckWindow: 1 << 20}, nil)
+	defer shutdown(t, m)
+	s, f := open(t, m, "A")
+	v := attach(t, s, true)
+	firstResync(t, v)
+	out := lines(5, 200<<10)
+	if err := feed(f, out, 6); err != nil {
+		t.Fatal(err)
+	}
+	waitRing(t, s, len(out))
+	v.mu.Lock()
+	grown := cap(v.q)
+	v.mu.Unlock()
+	if grown <= queueKeep {
+		t.Fatalf("the burst did not queue (cap %d)", grown)
+	}
+	if got, _ := readN(t, v, len(out)); !bytes.Equal(got, out) {
+		t.Fatal("output differs")
+	}
+	v.mu.Lock()
+	kept := cap(v.q)
+	v.mu.Unlock()
+	if kept > queueKeep {
+		t.Fatalf("drained queue keeps %d bytes", kept)
+	}
+	// And it still works after letting go.
+	more := []byte("more\n")
+	go f.out(more)
+	if got, _ := readN(t, v, len(more)); !bytes.Equal(got, more) {
+		t.Fatalf("got %q", got)
+	}
+}
