@@ -23,8 +23,8 @@ type ring struct {
 	max    int
 	buf    []byte // linear while growing; circular once it has reached max
 	mapped bool   // buf is a mapping of its own
-	head int    // index of the oldest byte
-	size int
+	head   int    // index of the oldest byte
+	size   int
 	// dropped is set once bytes have fallen off the front: from then on the
 	// oldest byte is an arbitrary cut, not the start of the output.
 	dropped bool
