@@ -28,6 +28,7 @@ import (
 	"aicode/services/config"
 	"aicode/services/console"
 	"aicode/services/engine"
+	"aicode/services/stats"
 	"aicode/services/store"
 	"aicode/services/termexec"
 	"aicode/services/terminal"
@@ -44,7 +45,11 @@ type App struct {
 	Accounts   *auth.Service
 	Workspaces *workspace.Service
 	Console    *console.Service
-	Fiber      *fiber.App
+	// Stats shares one engine stats stream per watched container.
+	Stats *stats.Hub
+	// StatsCollector records every running workspace's use once a minute.
+	StatsCollector *stats.Collector
+	Fiber          *fiber.App
 
 	bg            context.Context
 	stopBG        context.CancelFunc
@@ -107,7 +112,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	starter := &termexec.Starter{Engine: eng, User: cfg.Workspace.User, Shell: cfg.Terminal.Shell, WorkDir: workspace.WorkDir, Log: log}
 	cons = console.New(mgr, starter, ws, rec, log, console.Options{OpenPerMinute: cfg.Terminal.OpenPerMinute})
 
-	a := &App{Config: cfg, Log: log, Store: st, Engine: eng, Bus: b, Accounts: accounts, Workspaces: ws, Console: cons}
+	hub := stats.NewHub(stats.EngineSource(eng), stats.Options{Grace: cfg.Stats.Grace}, log)
+	collector := &stats.Collector{
+		Source:    eng,
+		Store:     st,
+		Running:   ws.RunningWorkspaces,
+		Every:     cfg.Stats.CollectEvery,
+		Retention: cfg.Stats.Retention,
+		Log:       log,
+	}
+
+	a := &App{Config: cfg, Log: log, Store: st, Engine: eng, Bus: b, Accounts: accounts, Workspaces: ws, Console: cons, Stats: hub, StatsCollector: collector}
 	a.bg, a.stopBG = context.WithCancel(context.WithoutCancel(ctx))
 	streams, cancelStreams := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancelStreams = cancelStreams
@@ -123,6 +138,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Store:      st,
 		Engine:     eng,
 		Streams:    streams,
+
+		Stats:        hub,
+		StatsHistory: st,
+		Host:         eng,
+		OOMs:         ws,
+		Logs:         eng,
+		Events:       ws,
 	})
 	return a, nil
 }
@@ -143,10 +165,37 @@ func (a *App) Start() {
 			"the workspace user may be unable to write them. Run as root, or set AICODE_WORKSPACE_USER to this user's uid:gid",
 			"app_uid", uid, "workspace_user", a.Config.Workspace.User)
 	}
-	a.wg.Add(3)
+	a.wg.Add(5)
 	go func() { defer a.wg.Done(); a.Workspaces.Watch(a.bg) }()
 	go func() { defer a.wg.Done(); a.Console.Watch(a.bg, a.Bus) }()
 	go func() { defer a.wg.Done(); a.pruneSessions() }()
+	go func() { defer a.wg.Done(); a.endStatsOnStop() }()
+	go func() { defer a.wg.Done(); a.StatsCollector.Run(a.bg) }()
+}
+
+// endStatsOnStop tells the stats hub at once when a workspace's container
+// stops or goes away; the hub would also find out from the engine's
+// stream, but viewers should not wait for that.
+func (a *App) endStatsOnStop() {
+	sub := a.Bus.Subscribe(workspace.TopicStatus, 256)
+	defer sub.Close()
+	for {
+		select {
+		case <-a.bg.Done():
+			return
+		case msg := <-sub.C():
+			ch, ok := msg.(workspace.Change)
+			if !ok || ch.Workspace.ContainerID == "" {
+				continue
+			}
+			switch {
+			case ch.Deleted:
+				a.Stats.ContainerEnded(ch.Workspace.ContainerID, "the workspace was deleted")
+			case ch.Workspace.Status == store.StatusStopped || ch.Workspace.Status == store.StatusMissing || ch.Workspace.Status == store.StatusError:
+				a.Stats.ContainerEnded(ch.Workspace.ContainerID, "the container stopped")
+			}
+		}
+	}
 }
 
 func (a *App) pruneSessions() {
@@ -203,6 +252,7 @@ wait:
 	// end them properly rather than leave them to notice.
 	a.Console.Manager().Shutdown(ctx)
 	a.stopBG()
+	a.Stats.Close()
 	a.wg.Wait()
 	return errors.Join(err, a.Engine.Close(), a.Store.Close())
 }

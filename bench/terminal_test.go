@@ -69,6 +69,11 @@ func newTermFixture(b *testing.B, prefix string) *termFixture {
 		env[k] = v
 	}
 	s := startExtServer(b, bin, env)
+	b.Cleanup(func() {
+		if b.Failed() {
+			b.Logf("server log (tail):\n%s", s.logTail())
+		}
+	})
 	admin := testutil.Setup(b, s.URL, adminUser, adminPW)
 	hc := noRedirect(admin)
 	name := testutil.UniqueName(prefix)

@@ -78,6 +78,16 @@ type Deps struct {
 	Recorder   *audit.Recorder
 	Store      Checker
 	Engine     Checker
+	// Stats is the hub of engine stats streams; StatsHistory the stored
+	// one-minute points; Host describes the engine's machine.
+	Stats        StatsHub
+	StatsHistory StatsHistory
+	Host         HostInfo
+	// OOMs counts OOM kills per workspace for the fleet page (optional).
+	OOMs OOMCounter
+	// Logs reads containers' output; Events is the workspaces' event feed.
+	Logs   LogReader
+	Events EventFeed
 	// Streams ends every SSE stream when cancelled (at shutdown), since
 	// the server waits for open connections before it stops.
 	Streams context.Context

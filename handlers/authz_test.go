@@ -76,8 +76,18 @@ var authzTable = map[string]expect{
 	"POST /workspaces/:id/terminals/:tid/rename": {admin: ok2, member: [2]string{"ok", "404"}, viewer: forbid2, formValues: url.Values{"name": {"renamed"}}},
 	"POST /workspaces/:id/terminals/:tid/close":  {admin: ok2, member: [2]string{"ok", "404"}, viewer: forbid2},
 	"GET /workspaces/:id/terminals/:tid/ws":      {admin: ok2, member: [2]string{"ok", "404"}, viewer: [2]string{"ok", "403"}},
-	"GET /admin/users":                           {admin: ok2, member: forbid2, viewer: forbid2},
-	"POST /admin/users":                          {admin: ok2, member: forbid2, viewer: forbid2, formValues: url.Values{"username": {"x"}}},
+	// Logs and events: whoever sees a workspace reads them.
+	"GET /workspaces/:id/logs":        {admin: ok2, member: [2]string{"ok", "404"}, viewer: ok2},
+	"GET /workspaces/:id/logs/stream": {admin: ok2, member: [2]string{"ok", "404"}, viewer: ok2},
+	// Monitoring: whoever sees a workspace sees its figures; the fleet is
+	// for admins.
+	"GET /workspaces/:id/monitor":         {admin: ok2, member: [2]string{"ok", "404"}, viewer: ok2},
+	"GET /workspaces/:id/monitor/stream":  {admin: ok2, member: [2]string{"ok", "404"}, viewer: ok2},
+	"GET /workspaces/:id/monitor/history": {admin: ok2, member: [2]string{"ok", "404"}, viewer: ok2},
+	"GET /fleet":                          {admin: ok2, member: forbid2, viewer: forbid2},
+	"GET /fleet/stream":                   {admin: ok2, member: forbid2, viewer: forbid2},
+	"GET /admin/users":                    {admin: ok2, member: forbid2, viewer: forbid2},
+	"POST /admin/users":                   {admin: ok2, member: forbid2, viewer: forbid2, formValues: url.Values{"username": {"x"}}},
 	"POST /admin/users/:uid/role": {admin: ok2, member: forbid2, viewer: forbid2,
 		formValues: url.Values{"role": {"nonsense"}}},
 	"POST /admin/users/:uid/disable": {admin: ok2, member: forbid2, viewer: forbid2},

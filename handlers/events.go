@@ -10,6 +10,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 
+	"aicode/services/auth"
+	"aicode/services/stats"
 	"aicode/services/store"
 	"aicode/services/workspace"
 	wsview "aicode/views/pages/workspaces"
@@ -32,6 +34,19 @@ type sseEvent struct {
 // stream sends events produced by next until the client goes away or the
 // server shuts down. next returns the events for one bus message.
 func (s *Server) stream(c *fiber.Ctx, topic string, next func(msg any, lagged bool) []sseEvent) error {
+	return s.streamWith(c, topic, next, nil)
+}
+
+// periodicEvents produces events on a timer next to a bus stream; close
+// releases what it holds when the stream ends.
+type periodicEvents struct {
+	every time.Duration
+	tick  func() []sseEvent
+	close func()
+}
+
+// streamWith is stream with, optionally, events produced periodically.
+func (s *Server) streamWith(c *fiber.Ctx, topic string, next func(msg any, lagged bool) []sseEvent, periodic *periodicEvents) error {
 	c.Set(fiber.HeaderContentType, "text/event-stream")
 	c.Set(fiber.HeaderCacheControl, "no-cache, no-transform")
 	c.Set(fiber.HeaderConnection, "keep-alive")
@@ -42,12 +57,36 @@ func (s *Server) stream(c *fiber.Ctx, topic string, next func(msg any, lagged bo
 		defer sub.Close()
 		tick := time.NewTicker(heartbeatEvery)
 		defer tick.Stop()
+		var periodicC <-chan time.Time
+		if periodic != nil {
+			pt := time.NewTicker(periodic.every)
+			defer pt.Stop()
+			periodicC = pt.C
+			if periodic.close != nil {
+				defer periodic.close()
+			}
+		}
 		// Tell the browser to retry quickly after a drop, and flush the
 		// headers now so it knows the stream is open.
 		if _, err := w.WriteString("retry: 2000\n: connected\n\n"); err != nil || w.Flush() != nil {
 			return
 		}
 		var buf bytes.Buffer
+		send := func(evs []sseEvent) bool {
+			for _, ev := range evs {
+				buf.Reset()
+				if ev.HTML != nil {
+					if err := ev.HTML.Render(context.Background(), &buf); err != nil {
+						s.Log.Warn("render stream event", "event", ev.Name, "err", err)
+						continue
+					}
+				}
+				if writeEvent(w, ev.Name, buf.Bytes()) != nil {
+					return false
+				}
+			}
+			return w.Flush() == nil
+		}
 		for {
 			select {
 			case <-ctx.Done():
@@ -56,18 +95,13 @@ func (s *Server) stream(c *fiber.Ctx, topic string, next func(msg any, lagged bo
 				if _, err := w.WriteString(": ping\n\n"); err != nil || w.Flush() != nil {
 					return
 				}
+			case <-periodicC:
+				if !send(periodic.tick()) {
+					return
+				}
 			case msg := <-sub.C():
-				for _, ev := range next(msg, sub.Lagged()) {
-					buf.Reset()
-					if ev.HTML != nil {
-						if err := ev.HTML.Render(context.Background(), &buf); err != nil {
-							s.Log.Warn("render stream event", "event", ev.Name, "err", err)
-							continue
-						}
-					}
-					if writeEvent(w, ev.Name, buf.Bytes()) != nil || w.Flush() != nil {
-						return
-					}
+				if !send(next(msg, sub.Lagged())) {
+					return
 				}
 			}
 		}
@@ -95,7 +129,7 @@ func writeEvent(w *bufio.Writer, name string, data []byte) error {
 func (s *Server) listEvents(c *fiber.Ctx) error {
 	p := principal(c)
 	showOwner := p.Role != store.RoleMember
-	return s.stream(c, workspace.TopicStatus, func(msg any, lagged bool) []sseEvent {
+	return s.streamWith(c, workspace.TopicStatus, func(msg any, lagged bool) []sseEvent {
 		ch, ok := msg.(workspace.Change)
 		if !ok {
 			return nil
@@ -112,7 +146,68 @@ func (s *Server) listEvents(c *fiber.Ctx) error {
 			return nil
 		}
 		return []sseEvent{{Name: "ws-" + ch.Workspace.ID, HTML: wsview.Row(p, ch.Workspace, showOwner)}}
-	})
+	}, s.usageEvents(p))
+}
+
+// usageRefresh is how often the list's CPU and memory cells update.
+const usageRefresh = 2 * time.Second
+
+// usageMax bounds how many running workspaces one list viewer watches.
+const usageMax = 200
+
+// usageEvents keeps the list's CPU and memory cells current: while a list
+// is open it watches every running workspace its viewer may see (through
+// the hub, so one engine stream each however many lists are open), and
+// sends each one's figures as "usage-<id>".
+func (s *Server) usageEvents(p auth.Principal) *periodicEvents {
+	if s.Stats == nil {
+		return nil
+	}
+	subs := map[string]*stats.Subscription{}
+	return &periodicEvents{
+		every: usageRefresh,
+		close: func() {
+			for _, sub := range subs {
+				sub.Close()
+			}
+		},
+		tick: func() []sseEvent {
+			ctx, cancel := context.WithTimeout(s.Streams, 5*time.Second)
+			defer cancel()
+			pg, err := s.Workspaces.List(ctx, p, workspace.ListOptions{Status: store.StatusRunning, Page: 1, PerPage: usageMax})
+			if err != nil {
+				return nil
+			}
+			keep := make(map[string]bool, len(pg.Items))
+			var evs []sseEvent
+			for _, w := range pg.Items {
+				if w.ContainerID == "" {
+					continue
+				}
+				keep[w.ContainerID] = true
+				if sub := subs[w.ContainerID]; sub != nil && sub.Err() != nil {
+					// Ended (a restart): watch it anew.
+					sub.Close()
+					delete(subs, w.ContainerID)
+				}
+				if subs[w.ContainerID] == nil {
+					if sub, err := s.Stats.Subscribe(s.Streams, w.ContainerID); err == nil {
+						subs[w.ContainerID] = sub
+					}
+				}
+				if sm, ok := s.Stats.Latest(w.ContainerID); ok {
+					evs = append(evs, sseEvent{Name: "usage-" + w.ID, HTML: wsview.Usage(w.ID, &sm)})
+				}
+			}
+			for cid, sub := range subs {
+				if !keep[cid] {
+					sub.Close()
+					delete(subs, cid)
+				}
+			}
+			return evs
+		},
+	}
 }
 
 // workspaceEvents streams the detail page's status card.

@@ -57,6 +57,11 @@ func (s *Server) routes() []Route {
 		{Method: p, Path: "/workspaces/:id/restart", Action: auth.ActWorkspaceManage, Workspace: true, Handler: s.workspaceAction(workspace.ActionRestart)},
 		{Method: g, Path: "/workspaces/:id/delete", Action: auth.ActWorkspaceManage, Workspace: true, Handler: s.confirmDelete},
 		{Method: p, Path: "/workspaces/:id/delete", Action: auth.ActWorkspaceManage, Workspace: true, Handler: s.deleteWorkspace},
+		{Method: g, Path: "/workspaces/:id/monitor", Action: auth.ActWorkspaceView, Workspace: true, Handler: s.monitorTab},
+		{Method: g, Path: "/workspaces/:id/monitor/stream", Action: auth.ActWorkspaceView, Workspace: true, Handler: s.monitorStream},
+		{Method: g, Path: "/workspaces/:id/monitor/history", Action: auth.ActWorkspaceView, Workspace: true, Handler: s.monitorHistory},
+		{Method: g, Path: "/fleet", Action: auth.ActFleetView, Handler: s.fleetPage},
+		{Method: g, Path: "/fleet/stream", Action: auth.ActFleetView, Handler: s.fleetStream},
 		{Method: p, Path: "/workspaces/:id/shares", Action: auth.ActWorkspaceShare, Workspace: true, Handler: s.addShare},
 		{Method: p, Path: "/workspaces/:id/shares/:uid/delete", Action: auth.ActWorkspaceShare, Workspace: true, Handler: s.removeShare},
 
@@ -66,6 +71,8 @@ func (s *Server) routes() []Route {
 		{Method: p, Path: "/workspaces/:id/terminals/:tid/rename", Action: auth.ActTerminalWrite, Workspace: true, Handler: s.renameTerminal},
 		{Method: p, Path: "/workspaces/:id/terminals/:tid/close", Action: auth.ActTerminalWrite, Workspace: true, Handler: s.closeTerminal},
 		{Method: g, Path: "/workspaces/:id/terminals/:tid/ws", Action: auth.ActTerminalView, Workspace: true, Handler: s.withChecks(s.checkWebSocket, s.terminalSocket())},
+		{Method: g, Path: "/workspaces/:id/logs", Action: auth.ActWorkspaceView, Workspace: true, Handler: s.logsTab},
+		{Method: g, Path: "/workspaces/:id/logs/stream", Action: auth.ActWorkspaceView, Workspace: true, Handler: s.logsStream},
 
 		{Method: g, Path: "/admin/users", Action: auth.ActUserManage, Handler: s.listUsers},
 		{Method: p, Path: "/admin/users", Action: auth.ActUserManage, Handler: s.createUser},
@@ -191,7 +198,7 @@ func loadedWorkspace(c *fiber.Ctx) store.Workspace {
 // isStream: event streams and WebSockets, which compression and the usual
 // error pages must leave alone.
 func isStream(path string) bool {
-	return strings.HasSuffix(path, "/events") || strings.HasSuffix(path, "/ws")
+	return strings.HasSuffix(path, "/events") || strings.HasSuffix(path, "/stream") || strings.HasSuffix(path, "/ws")
 }
 
 // withChecks runs check before h, stopping at its error.

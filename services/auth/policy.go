@@ -35,6 +35,9 @@ const (
 	ActTerminalWrite Action = "terminal.write"
 	ActUserManage    Action = "user.manage"
 	ActAuditView     Action = "audit.view"
+	// ActFleetView covers the fleet page: every running workspace's use
+	// of the host.
+	ActFleetView Action = "fleet.view"
 	// ActSelf covers a user's own account (password change, logout).
 	ActSelf Action = "self"
 )

@@ -30,6 +30,7 @@ var policyMatrix = []policyRow{
 	{store.RoleAdmin, ActTerminalWrite, true, true, true},
 	{store.RoleAdmin, ActUserManage, true, true, true},
 	{store.RoleAdmin, ActAuditView, true, true, true},
+	{store.RoleAdmin, ActFleetView, true, true, true},
 	{store.RoleAdmin, ActSelf, true, true, true},
 
 	// member
@@ -42,6 +43,7 @@ var policyMatrix = []policyRow{
 	{store.RoleMember, ActTerminalWrite, true, false, false},
 	{store.RoleMember, ActUserManage, false, false, false},
 	{store.RoleMember, ActAuditView, false, false, false},
+	{store.RoleMember, ActFleetView, false, false, false},
 	{store.RoleMember, ActSelf, true, true, true},
 	{store.RoleMember, Action("workspace.delete-everything"), false, false, false},
 	{store.RoleMember, Action(""), false, false, false},
@@ -56,6 +58,7 @@ var policyMatrix = []policyRow{
 	{store.RoleViewer, ActTerminalWrite, false, false, false},
 	{store.RoleViewer, ActUserManage, false, false, false},
 	{store.RoleViewer, ActAuditView, false, false, false},
+	{store.RoleViewer, ActFleetView, false, false, false},
 	{store.RoleViewer, ActSelf, true, true, true},
 	{store.RoleViewer, Action("workspace.delete-everything"), false, false, false},
 	{store.RoleViewer, Action(""), false, false, false},
@@ -70,6 +73,7 @@ var policyMatrix = []policyRow{
 	{store.Role(""), ActTerminalWrite, false, false, false},
 	{store.Role(""), ActUserManage, false, false, false},
 	{store.Role(""), ActAuditView, false, false, false},
+	{store.Role(""), ActFleetView, false, false, false},
 	{store.Role(""), ActSelf, false, false, false},
 
 	// unknown role, including a differently cased "admin"
@@ -82,6 +86,7 @@ var policyMatrix = []policyRow{
 	{store.Role("superuser"), ActTerminalWrite, false, false, false},
 	{store.Role("superuser"), ActUserManage, false, false, false},
 	{store.Role("superuser"), ActAuditView, false, false, false},
+	{store.Role("superuser"), ActFleetView, false, false, false},
 	{store.Role("superuser"), ActSelf, false, false, false},
 	{store.Role("Admin"), ActWorkspaceList, false, false, false},
 	{store.Role("Admin"), ActWorkspaceView, false, false, false},
@@ -92,6 +97,7 @@ var policyMatrix = []policyRow{
 	{store.Role("Admin"), ActTerminalWrite, false, false, false},
 	{store.Role("Admin"), ActUserManage, false, false, false},
 	{store.Role("Admin"), ActAuditView, false, false, false},
+	{store.Role("Admin"), ActFleetView, false, false, false},
 	{store.Role("Admin"), ActSelf, false, false, false},
 }
 
@@ -120,7 +126,7 @@ func TestAllowedMatrix(t *testing.T) {
 // TestAllowedMatrixComplete makes sure the literal table covers every
 // role and action, so a new one cannot slip in untested.
 func TestAllowedMatrixComplete(t *testing.T) {
-	actions := []Action{ActWorkspaceList, ActWorkspaceView, ActWorkspaceCreate, ActWorkspaceManage, ActWorkspaceShare, ActTerminalView, ActTerminalWrite, ActUserManage, ActAuditView, ActSelf}
+	actions := []Action{ActWorkspaceList, ActWorkspaceView, ActWorkspaceCreate, ActWorkspaceManage, ActWorkspaceShare, ActTerminalView, ActTerminalWrite, ActUserManage, ActAuditView, ActFleetView, ActSelf}
 	seen := map[store.Role]map[Action]bool{}
 	for _, row := range policyMatrix {
 		if seen[row.role] == nil {

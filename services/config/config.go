@@ -45,6 +45,7 @@ type Config struct {
 	LoginRateWindow time.Duration
 
 	Terminal TerminalConfig
+	Stats    StatsConfig
 
 	LogLevel  slog.Level
 	LogFormat string
@@ -84,6 +85,18 @@ type TerminalConfig struct {
 	MaxPerWorkspace int
 	// OpenPerMinute caps how many sessions one user opens per minute.
 	OpenPerMinute int
+}
+
+// StatsConfig tunes resource monitoring.
+type StatsConfig struct {
+	// Grace keeps a container's engine stats stream open after its last
+	// viewer left, so switching pages does not restart it.
+	Grace time.Duration
+	// Retention is how long one-minute points are kept.
+	Retention time.Duration
+	// CollectEvery is how often every running workspace's figures are
+	// recorded as a history point.
+	CollectEvery time.Duration
 }
 
 // Getenv abstracts os.Getenv so tests can load a config from a map.
@@ -132,6 +145,17 @@ func LoadFrom(getenv Getenv) (Config, error) {
 	}
 	if c.Terminal.OpenPerMinute < 1 {
 		p.errs = append(p.errs, errors.New("AICODE_TERMINAL_OPEN_PER_MINUTE must be at least 1"))
+	}
+	c.Stats = StatsConfig{
+		Grace:        p.duration("AICODE_STATS_GRACE", 30*time.Second),
+		Retention:    p.duration("AICODE_STATS_RETENTION", 7*24*time.Hour),
+		CollectEvery: p.duration("AICODE_STATS_COLLECT_EVERY", time.Minute),
+	}
+	if r := c.Stats.Retention; r < time.Hour || r > 366*24*time.Hour {
+		p.errs = append(p.errs, fmt.Errorf("AICODE_STATS_RETENTION: %s must be between 1h and 366 days", r))
+	}
+	if e := c.Stats.CollectEvery; e < 5*time.Second || e > time.Hour {
+		p.errs = append(p.errs, fmt.Errorf("AICODE_STATS_COLLECT_EVERY: %s must be between 5s and 1h", e))
 	}
 	c.DatabaseURL = p.str("DATABASE_URL", "sqlite:"+filepath.Join(c.DataDir, "aicode.db"))
 	c.WorkspacesRoot = p.str("AICODE_WORKSPACES_ROOT", filepath.Join(c.DataDir, "workspaces"))

@@ -49,6 +49,7 @@ func TestLoadFromDefaults(t *testing.T) {
 			Shell: "bash", Grace: 10 * time.Minute, ScrollbackKB: 256, IdleTimeout: 0,
 			PingInterval: 20 * time.Second, MaxPerWorkspace: 10, OpenPerMinute: 30,
 		},
+		Stats:           StatsConfig{Grace: 30 * time.Second, Retention: 7 * 24 * time.Hour, CollectEvery: time.Minute},
 		LogLevel:        slog.LevelInfo,
 		LogFormat:       "text",
 		ShutdownTimeout: 30 * time.Second,
@@ -85,6 +86,7 @@ var allVariables = []string{
 	"AICODE_TERMINAL_SHELL", "AICODE_TERMINAL_GRACE", "AICODE_TERMINAL_SCROLLBACK_KB",
 	"AICODE_TERMINAL_IDLE_TIMEOUT", "AICODE_TERMINAL_PING_INTERVAL",
 	"AICODE_TERMINAL_MAX_PER_WORKSPACE", "AICODE_TERMINAL_OPEN_PER_MINUTE",
+	"AICODE_STATS_GRACE", "AICODE_STATS_RETENTION", "AICODE_STATS_COLLECT_EVERY",
 }
 
 func TestLoadFromEveryVariable(t *testing.T) {
@@ -122,6 +124,9 @@ func TestLoadFromEveryVariable(t *testing.T) {
 		"AICODE_TERMINAL_PING_INTERVAL":     "25s",
 		"AICODE_TERMINAL_MAX_PER_WORKSPACE": "4",
 		"AICODE_TERMINAL_OPEN_PER_MINUTE":   "6",
+		"AICODE_STATS_GRACE":                "45s",
+		"AICODE_STATS_RETENTION":            "72h",
+		"AICODE_STATS_COLLECT_EVERY":        "30s",
 	}))
 	if err != nil {
 		t.Fatalf("LoadFrom error: %v", err)
@@ -155,6 +160,7 @@ func TestLoadFromEveryVariable(t *testing.T) {
 			Shell: "/usr/bin/zsh", Grace: 2 * time.Minute, ScrollbackKB: 512, IdleTimeout: 8 * time.Hour,
 			PingInterval: 25 * time.Second, MaxPerWorkspace: 4, OpenPerMinute: 6,
 		},
+		Stats:           StatsConfig{Grace: 45 * time.Second, Retention: 72 * time.Hour, CollectEvery: 30 * time.Second},
 		LogLevel:        slog.LevelDebug,
 		LogFormat:       "json",
 		ShutdownTimeout: 5 * time.Second,
@@ -372,6 +378,19 @@ func TestLoadFromRefusesUnsafeValues(t *testing.T) {
 				t.Fatalf("LoadFrom(%v) = (workspace %+v), %v; want an error naming %s", tt.env, c.Workspace, err, tt.wantVar)
 			}
 		})
+	}
+}
+
+func TestLoadFromRefusesBadStatsSettings(t *testing.T) {
+	for k, v := range map[string]string{
+		"AICODE_STATS_GRACE":         "-1s",
+		"AICODE_STATS_RETENTION":     "10m",
+		"AICODE_STATS_COLLECT_EVERY": "1s",
+	} {
+		_, err := LoadFrom(env(map[string]string{k: v}))
+		if err == nil || !strings.Contains(err.Error(), k) {
+			t.Errorf("%s=%q: error %v does not name the variable", k, v, err)
+		}
 	}
 }
 

@@ -230,6 +230,22 @@ type Store interface {
 
 	AppendAudit(ctx context.Context, e *AuditEvent) error
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+
+	// AppendWorkspaceEvent stores a container event once; it reports
+	// whether it was new (the engine replays events after reconnecting).
+	AppendWorkspaceEvent(ctx context.Context, e *WorkspaceEvent) (bool, error)
+	// ListWorkspaceEvents returns workspace events, newest first.
+	ListWorkspaceEvents(ctx context.Context, f WorkspaceEventFilter) ([]WorkspaceEvent, error)
+	// TrimWorkspaceEvents keeps only a workspace's newest keep events.
+	TrimWorkspaceEvents(ctx context.Context, workspaceID string, keep int) (int64, error)
+
+	// SaveStatsPoints stores one-minute resource points (replacing a
+	// minute already stored).
+	SaveStatsPoints(ctx context.Context, points []StatsPoint) error
+	// StatsPoints returns a workspace's points from since on, oldest first.
+	StatsPoints(ctx context.Context, workspaceID string, since time.Time) ([]StatsPoint, error)
+	// PruneStatsPoints deletes points older than before.
+	PruneStatsPoints(ctx context.Context, before time.Time) (int64, error)
 }
 
 // NewID returns a fresh random id of the form the store uses, for callers

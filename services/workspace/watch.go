@@ -59,6 +59,7 @@ func (s *Service) handleEvent(ctx context.Context, ev engine.Event) {
 	if ignoredAction(ev.Action) {
 		return
 	}
+	s.recordEvent(ctx, ev)
 	id := ev.Labels[engine.LabelWorkspaceID]
 	if id == "" {
 		return

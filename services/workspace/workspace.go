@@ -501,3 +501,19 @@ func (k *keyedMutex) tryLock(key string) (func(), bool) {
 		return nil, false
 	}
 }
+
+// RunningWorkspaces returns every workspace last seen running (for the
+// stats collector; no principal: it is the server's own bookkeeping).
+func (s *Service) RunningWorkspaces(ctx context.Context) ([]store.Workspace, error) {
+	all, err := s.store.AllWorkspaces(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, w := range all {
+		if w.Status == store.StatusRunning && w.ContainerID != "" {
+			out = append(out, w)
+		}
+	}
+	return out, nil
+}

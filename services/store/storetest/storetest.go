@@ -61,6 +61,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListAuditFilters", testListAuditFilters},
 		{"ListAuditPaging", testListAuditPaging},
 		{"ListAuditLimits", testListAuditLimits},
+		{"WorkspaceEvents", testWorkspaceEvents},
+		{"WorkspaceEventsFilters", testWorkspaceEventsFilters},
+		{"TrimWorkspaceEvents", testTrimWorkspaceEvents},
+		{"StatsPoints", testStatsPoints},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
