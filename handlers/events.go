@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/a-h/templ"
@@ -11,7 +12,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"aicode/services/auth"
-	"aicode/services/stats"
 	"aicode/services/store"
 	"aicode/services/workspace"
 	wsview "aicode/views/pages/workspaces"
@@ -47,10 +47,7 @@ type periodicEvents struct {
 
 // streamWith is stream with, optionally, events produced periodically.
 func (s *Server) streamWith(c *fiber.Ctx, topic string, next func(msg any, lagged bool) []sseEvent, periodic *periodicEvents) error {
-	c.Set(fiber.HeaderContentType, "text/event-stream")
-	c.Set(fiber.HeaderCacheControl, "no-cache, no-transform")
-	c.Set(fiber.HeaderConnection, "keep-alive")
-	c.Set("X-Accel-Buffering", "no")
+	sseHeaders(c)
 	ctx := s.Streams
 	c.Context().SetBodyStreamWriter(fasthttp.StreamWriter(func(w *bufio.Writer) {
 		sub := s.Bus.Subscribe(topic, sseBuffer)
@@ -66,9 +63,7 @@ func (s *Server) streamWith(c *fiber.Ctx, topic string, next func(msg any, lagge
 				defer periodic.close()
 			}
 		}
-		// Tell the browser to retry quickly after a drop, and flush the
-		// headers now so it knows the stream is open.
-		if _, err := w.WriteString("retry: 2000\n: connected\n\n"); err != nil || w.Flush() != nil {
+		if sseOpen(w) != nil {
 			return
 		}
 		var buf bytes.Buffer
@@ -107,6 +102,75 @@ func (s *Server) streamWith(c *fiber.Ctx, topic string, next func(msg any, lagge
 		}
 	}))
 	return nil
+}
+
+// sseWriter writes server-sent events to one client and remembers the
+// first failure (the client went away).
+type sseWriter struct {
+	w   *bufio.Writer
+	buf bytes.Buffer
+	err error
+}
+
+func (e *sseWriter) html(name string, comp templ.Component) {
+	if e.err != nil {
+		return
+	}
+	e.buf.Reset()
+	if err := comp.Render(context.Background(), &e.buf); err != nil {
+		e.err = err
+		return
+	}
+	e.raw(name, e.buf.Bytes())
+}
+
+func (e *sseWriter) json(name string, v any) {
+	if e.err != nil {
+		return
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		e.err = err
+		return
+	}
+	e.raw(name, b)
+}
+
+func (e *sseWriter) raw(name string, data []byte) {
+	if e.err == nil {
+		e.err = writeEvent(e.w, name, data)
+	}
+}
+
+func (e *sseWriter) comment(text string) {
+	if e.err == nil {
+		_, e.err = e.w.WriteString(": " + text + "\n\n")
+	}
+}
+
+func (e *sseWriter) flush() error {
+	if e.err == nil {
+		e.err = e.w.Flush()
+	}
+	return e.err
+}
+
+// sseHeaders marks a response as an event stream that proxies must not
+// buffer (compression is skipped by path: see isStream).
+func sseHeaders(c *fiber.Ctx) {
+	c.Set(fiber.HeaderContentType, "text/event-stream")
+	c.Set(fiber.HeaderCacheControl, "no-cache, no-transform")
+	c.Set(fiber.HeaderConnection, "keep-alive")
+	c.Set("X-Accel-Buffering", "no")
+}
+
+// sseOpen starts a stream: the browser is told to retry quickly after a
+// drop, and the headers go out now so it knows the stream is open.
+func sseOpen(w *bufio.Writer) error {
+	if _, err := w.WriteString("retry: 2000\n: connected\n\n"); err != nil {
+		return err
+	}
+	return w.Flush()
 }
 
 // writeEvent frames data as an SSE event, one data: line per line.
@@ -163,14 +227,10 @@ func (s *Server) usageEvents(p auth.Principal) *periodicEvents {
 	if s.Stats == nil {
 		return nil
 	}
-	subs := map[string]*stats.Subscription{}
+	watch := newStatsWatch(s.Stats)
 	return &periodicEvents{
 		every: usageRefresh,
-		close: func() {
-			for _, sub := range subs {
-				sub.Close()
-			}
-		},
+		close: watch.close,
 		tick: func() []sseEvent {
 			ctx, cancel := context.WithTimeout(s.Streams, 5*time.Second)
 			defer cancel()
@@ -178,31 +238,14 @@ func (s *Server) usageEvents(p auth.Principal) *periodicEvents {
 			if err != nil {
 				return nil
 			}
-			keep := make(map[string]bool, len(pg.Items))
+			watch.set(s.Streams, pg.Items)
 			var evs []sseEvent
 			for _, w := range pg.Items {
 				if w.ContainerID == "" {
 					continue
 				}
-				keep[w.ContainerID] = true
-				if sub := subs[w.ContainerID]; sub != nil && sub.Err() != nil {
-					// Ended (a restart): watch it anew.
-					sub.Close()
-					delete(subs, w.ContainerID)
-				}
-				if subs[w.ContainerID] == nil {
-					if sub, err := s.Stats.Subscribe(s.Streams, w.ContainerID); err == nil {
-						subs[w.ContainerID] = sub
-					}
-				}
 				if sm, ok := s.Stats.Latest(w.ContainerID); ok {
-					evs = append(evs, sseEvent{Name: "usage-" + w.ID, HTML: wsview.Usage(w.ID, &sm)})
-				}
-			}
-			for cid, sub := range subs {
-				if !keep[cid] {
-					sub.Close()
-					delete(subs, cid)
+					evs = append(evs, sseEvent{Name: "usage-" + w.ID, HTML: wsview.Usage(&sm)})
 				}
 			}
 			return evs

@@ -12,7 +12,6 @@ import (
 
 	"aicode/services/auth"
 	"aicode/services/engine"
-	"aicode/services/stats"
 	"aicode/services/store"
 	"aicode/services/workspace"
 	fleetview "aicode/views/pages/fleet"
@@ -32,8 +31,22 @@ type OOMCounter interface {
 // oomWindow is how far back the fleet page counts OOM kills.
 const oomWindow = 7 * 24 * time.Hour
 
-// fleetRefresh is how often the fleet table is re-rendered for a viewer.
-const fleetRefresh = 2 * time.Second
+// fleetRefresh is how often the fleet table is re-rendered for a viewer;
+// its OOM counts, a heavier query that changes rarely, every oomRefresh.
+const (
+	fleetRefresh = 2 * time.Second
+	oomRefresh   = 30 * time.Second
+)
+
+// oomCounts counts OOM kills per workspace over the fleet's window. Best
+// effort: the table is still useful without them.
+func (s *Server) oomCounts(ctx context.Context) map[string]int {
+	if s.OOMs == nil {
+		return nil
+	}
+	ooms, _ := s.OOMs.OOMKillsSince(ctx, time.Now().Add(-oomWindow))
+	return ooms
+}
 
 // fleetMax bounds the fleet page (the store's page size).
 const fleetMax = store.MaxPageSize
@@ -51,7 +64,7 @@ func fleetSort(c *fiber.Ctx) (string, bool) {
 func (s *Server) fleetPage(c *fiber.Ctx) error {
 	key, desc := fleetSort(c)
 	ctx := c.UserContext()
-	props, _, err := s.fleetProps(ctx, principal(c), key, desc)
+	props, _, err := s.fleetProps(ctx, principal(c), key, desc, s.oomCounts(ctx))
 	if err != nil {
 		return err
 	}
@@ -82,15 +95,10 @@ func (s *Server) hostFigures(ctx context.Context) fleetview.Host {
 
 // fleetProps gathers the running workspaces and their latest samples; it
 // also returns their containers, for the stream to keep watching.
-func (s *Server) fleetProps(ctx context.Context, p auth.Principal, key string, desc bool) (fleetview.Props, []store.Workspace, error) {
+func (s *Server) fleetProps(ctx context.Context, p auth.Principal, key string, desc bool, ooms map[string]int) (fleetview.Props, []store.Workspace, error) {
 	pg, err := s.Workspaces.List(ctx, p, workspace.ListOptions{Status: store.StatusRunning, Page: 1, PerPage: fleetMax})
 	if err != nil {
 		return fleetview.Props{}, nil, err
-	}
-	var ooms map[string]int
-	if s.OOMs != nil {
-		// Best effort: the table is still useful without the counts.
-		ooms, _ = s.OOMs.OOMKillsSince(ctx, time.Now().Add(-oomWindow))
 	}
 	props := fleetview.Props{User: p, Sort: key, Desc: desc}
 	for _, w := range pg.Items {
@@ -142,43 +150,23 @@ func (s *Server) fleetStream(c *fiber.Ctx) error {
 	ctx := s.Streams
 	c.Context().SetBodyStreamWriter(fasthttp.StreamWriter(func(bw *bufio.Writer) {
 		out := &sseWriter{w: bw}
-		if _, err := bw.WriteString("retry: 3000\n: connected\n\n"); err != nil || bw.Flush() != nil {
+		if sseOpen(bw) != nil {
 			return
 		}
-		subs := map[string]*stats.Subscription{}
-		defer func() {
-			for _, sub := range subs {
-				sub.Close()
-			}
-		}()
+		watch := newStatsWatch(s.Stats)
+		defer watch.close()
 		tick := time.NewTicker(fleetRefresh)
 		defer tick.Stop()
+		var ooms map[string]int
+		var oomsAt time.Time
 		for {
-			props, running, err := s.fleetProps(ctx, p, key, desc)
+			if time.Since(oomsAt) >= oomRefresh {
+				ooms, oomsAt = s.oomCounts(ctx), time.Now()
+			}
+			props, running, err := s.fleetProps(ctx, p, key, desc, ooms)
 			if err == nil {
 				// Watch what runs now; let go of what stopped.
-				keep := map[string]bool{}
-				for _, w := range running {
-					if w.ContainerID == "" {
-						continue
-					}
-					keep[w.ContainerID] = true
-					if sub := subs[w.ContainerID]; sub != nil && sub.Err() != nil {
-						sub.Close()
-						delete(subs, w.ContainerID)
-					}
-					if subs[w.ContainerID] == nil {
-						if sub, err := s.Stats.Subscribe(ctx, w.ContainerID); err == nil {
-							subs[w.ContainerID] = sub
-						}
-					}
-				}
-				for cid, sub := range subs {
-					if !keep[cid] {
-						sub.Close()
-						delete(subs, cid)
-					}
-				}
+				watch.set(ctx, running)
 				out.html("rows", fleetview.Rows(props))
 			} else {
 				out.comment("fleet unavailable")

@@ -158,10 +158,7 @@ func (s *Server) logsStream(c *fiber.Ctx) error {
 		match:       lineMatcher(q.Filter),
 		lastSeen:    q.Since,
 	}
-	c.Set(fiber.HeaderContentType, "text/event-stream")
-	c.Set(fiber.HeaderCacheControl, "no-cache, no-transform")
-	c.Set(fiber.HeaderConnection, "keep-alive")
-	c.Set("X-Accel-Buffering", "no")
+	sseHeaders(c)
 	c.Context().SetBodyStreamWriter(fasthttp.StreamWriter(func(w *bufio.Writer) {
 		ctx, cancel := context.WithCancel(s.Streams)
 		defer cancel()
@@ -202,7 +199,7 @@ func (ls *logSession) run(ctx context.Context, w *bufio.Writer) {
 	defer sub.Close()
 	tick := time.NewTicker(heartbeatEvery)
 	defer tick.Stop()
-	if _, err := w.WriteString("retry: 2000\n: connected\n\n"); err != nil || w.Flush() != nil {
+	if sseOpen(w) != nil {
 		return
 	}
 	if ls.sendFeed(ctx) != nil {

@@ -2,13 +2,10 @@ package handlers
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"time"
 
-	"github.com/a-h/templ"
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 
@@ -88,66 +85,6 @@ func (s *Server) monitorHistory(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"range": c.Query("range"), "stepSeconds": 60, "points": out})
 }
 
-// sseWriter writes server-sent events to one client and remembers the
-// first failure (the client went away).
-type sseWriter struct {
-	w   *bufio.Writer
-	buf bytes.Buffer
-	err error
-}
-
-func (e *sseWriter) html(name string, comp templ.Component) {
-	if e.err != nil {
-		return
-	}
-	e.buf.Reset()
-	if err := comp.Render(context.Background(), &e.buf); err != nil {
-		e.err = err
-		return
-	}
-	e.raw(name, e.buf.Bytes())
-}
-
-func (e *sseWriter) json(name string, v any) {
-	if e.err != nil {
-		return
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		e.err = err
-		return
-	}
-	e.raw(name, b)
-}
-
-func (e *sseWriter) raw(name string, data []byte) {
-	if e.err == nil {
-		e.err = writeEvent(e.w, name, data)
-	}
-}
-
-func (e *sseWriter) comment(text string) {
-	if e.err == nil {
-		_, e.err = e.w.WriteString(": " + text + "\n\n")
-	}
-}
-
-func (e *sseWriter) flush() error {
-	if e.err == nil {
-		e.err = e.w.Flush()
-	}
-	return e.err
-}
-
-// sseHeaders marks a response as an event stream that proxies must not
-// buffer.
-func sseHeaders(c *fiber.Ctx) {
-	c.Set(fiber.HeaderContentType, "text/event-stream")
-	c.Set(fiber.HeaderCacheControl, "no-cache, no-transform")
-	c.Set(fiber.HeaderConnection, "keep-alive")
-	c.Set("X-Accel-Buffering", "no")
-}
-
 // monitorStream feeds the Monitor tab: on connect the held history
 // ("history", JSON), then every sample ("sample", JSON, for the charts;
 // "numbers", HTML, swapped by htmx), and the stream's state ("state",
@@ -160,7 +97,7 @@ func (s *Server) monitorStream(c *fiber.Ctx) error {
 	ctx := s.Streams
 	c.Context().SetBodyStreamWriter(fasthttp.StreamWriter(func(bw *bufio.Writer) {
 		out := &sseWriter{w: bw}
-		if _, err := bw.WriteString("retry: 3000\n: connected\n\n"); err != nil || bw.Flush() != nil {
+		if sseOpen(bw) != nil {
 			return
 		}
 		// Status changes wake a stream that waits for the workspace to
@@ -287,4 +224,52 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 func errText(err error) string {
 	_, _, msg := classify(err)
 	return msg
+}
+
+// statsWatch holds one hub subscription per container a stream shows
+// through Latest (fleet page, list usage), so the hub keeps exactly those
+// engine streams open while the stream lasts. Samples are not read from
+// the subscriptions; their bounded queues just drop the oldest.
+type statsWatch struct {
+	hub  StatsHub
+	subs map[string]*stats.Subscription
+}
+
+func newStatsWatch(hub StatsHub) *statsWatch {
+	return &statsWatch{hub: hub, subs: map[string]*stats.Subscription{}}
+}
+
+// set watches the containers of these workspaces and no others. An ended
+// subscription (the container restarted) is renewed.
+func (sw *statsWatch) set(ctx context.Context, ws []store.Workspace) {
+	keep := make(map[string]bool, len(ws))
+	for _, w := range ws {
+		cid := w.ContainerID
+		if cid == "" {
+			continue
+		}
+		keep[cid] = true
+		if sub := sw.subs[cid]; sub != nil && sub.Err() != nil {
+			sub.Close()
+			delete(sw.subs, cid)
+		}
+		if sw.subs[cid] == nil {
+			if sub, err := sw.hub.Subscribe(ctx, cid); err == nil {
+				sw.subs[cid] = sub
+			}
+		}
+	}
+	for cid, sub := range sw.subs {
+		if !keep[cid] {
+			sub.Close()
+			delete(sw.subs, cid)
+		}
+	}
+}
+
+func (sw *statsWatch) close() {
+	for cid, sub := range sw.subs {
+		sub.Close()
+		delete(sw.subs, cid)
+	}
 }

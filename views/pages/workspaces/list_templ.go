@@ -657,7 +657,7 @@ func Row(u auth.Principal, w store.Workspace, showOwner bool) templ.Component {
 
 // Usage is a running workspace's CPU and memory in its list row, pushed
 // by the list's event stream every few seconds.
-func Usage(id string, s *stats.Sample) templ.Component {
+func Usage(s *stats.Sample) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {
