@@ -58,6 +58,10 @@ type App struct {
 
 	lnMu sync.Mutex
 	lns  []*trackingListener
+	// shutDown is set once Shutdown has stopped the web server: a Serve
+	// that only gets going afterwards (Fiber's shutdown does not know its
+	// listener yet) must not serve on.
+	shutDown bool
 }
 
 // New opens the store (applying migrations), connects the engine client and
@@ -219,6 +223,11 @@ func (a *App) pruneSessions() {
 func (a *App) Serve(ln net.Listener) error {
 	tl := newTrackingListener(ln)
 	a.lnMu.Lock()
+	if a.shutDown {
+		a.lnMu.Unlock()
+		_ = ln.Close()
+		return nil
+	}
 	a.lns = append(a.lns, tl)
 	a.lnMu.Unlock()
 	return a.Fiber.Listener(tl)
@@ -248,6 +257,15 @@ wait:
 		}
 	}
 	tick.Stop()
+	// A Serve that registered its listener after Fiber looked for
+	// listeners to close would accept forever; close them all here (a
+	// second close of one Fiber closed is harmless).
+	a.lnMu.Lock()
+	a.shutDown = true
+	for _, l := range a.lns {
+		_ = l.Listener.Close()
+	}
+	a.lnMu.Unlock()
 	// Terminal shells belong to this process's connections to the engine;
 	// end them properly rather than leave them to notice.
 	a.Console.Manager().Shutdown(ctx)

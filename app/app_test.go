@@ -3,6 +3,7 @@ package app_test
 import (
 	"bufio"
 	"context"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -83,4 +84,35 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 	}
 	// Shut down already: the test server's cleanup must not do it twice.
 	s.MarkStopped()
+}
+
+// A server stopped before its Serve got going (a process told to stop
+// right after starting) must not go on serving: Serve returns, and the
+// port answers nobody.
+func TestServeAfterShutdownReturns(t *testing.T) {
+	s := testutil.StartServer(t, testutil.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.App.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	s.MarkStopped()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.App.Serve(ln) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve after Shutdown: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve after Shutdown is still serving")
+	}
+	if c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		c.Close()
+		t.Fatal("the listener still accepts connections")
+	}
 }

@@ -115,8 +115,10 @@ func (s *Server) Stop(t testing.TB) {
 	}
 	select {
 	case <-s.done:
-	case <-time.After(5 * time.Second):
-		t.Errorf("server did not stop serving")
+	case <-time.After(15 * time.Second):
+		var buf strings.Builder
+		_ = pprof.Lookup("goroutine").WriteTo(&buf, 1)
+		t.Errorf("server did not stop serving\ngoroutines:\n%s", buf.String())
 	}
 }
 
