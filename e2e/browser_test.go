@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/docker/docker/client"
 
+	"aicode/services/store"
 	"aicode/testutil"
 )
 
@@ -188,9 +189,19 @@ func TestBrowserTerminal(t *testing.T) {
 	if r.Status != http.StatusCreated {
 		t.Fatalf("create: %d", r.Status)
 	}
-	w, err := s.App.Store.GetWorkspaceByName(context.Background(), name)
-	if err != nil {
-		t.Fatal(err)
+	// Running before the page loads: a status change arriving while the
+	// test clicks re-renders parts of the page under it.
+	var w store.Workspace
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var err error
+		w, err = s.App.Store.GetWorkspaceByName(context.Background(), name)
+		if err == nil && w.Status == store.StatusRunning {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("workspace not running: %+v %v", w, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	b := testutil.NewBrowser(t)
 	sel := func(testid string) string { return `[data-testid="` + testid + `"]` }
