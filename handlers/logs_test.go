@@ -114,6 +114,20 @@ func (st *logSSEStream) wait(name string, ok func(data string) bool, within time
 	}
 }
 
+// mark and rewind let a test wait for several events that may come in
+// either order: each wait starts from the mark.
+func (st *logSSEStream) mark() int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.next
+}
+
+func (st *logSSEStream) rewind(i int) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.next = i
+}
+
 func (st *logSSEStream) names() []string {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -267,7 +281,10 @@ func TestLogsTabStreamsOutputAndEvents(t *testing.T) {
 	if r := admin.Post("/workspaces/"+w.ID+"/stop", nil, true); r.Status != http.StatusOK {
 		t.Fatalf("stop: %d", r.Status)
 	}
+	// The end of the output and the engine's die event race each other.
+	stopped := ev.mark()
 	ev.wait("log-end", func(d string) bool { return strings.Contains(d, "stopped") }, 20*time.Second)
+	ev.rewind(stopped)
 	ev.wait("event", func(d string) bool { return strings.Contains(d, `data-kind="die"`) }, 10*time.Second)
 
 	// Start: the feed shows it and the output continues where it ended.
