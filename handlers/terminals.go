@@ -36,6 +36,9 @@ const (
 	// writeTimeout bounds one write to a browser; a viewer that does not
 	// take its data in that time is dropped (it can reattach).
 	writeTimeout = 30 * time.Second
+	// directWriteTimeout bounds a write made by a session's reader; it
+	// should never come near: see terminal.DirectFunc.
+	directWriteTimeout = 100 * time.Millisecond
 )
 
 // styleNonce returns a fresh nonce and sets a CSP allowing <style>
@@ -215,6 +218,21 @@ func (s *Server) terminalSocket() fiber.Handler {
 		if err := sendJSON(map[string]any{"type": "hello", "id": info.ID, "name": info.Name, "canWrite": v.CanWrite()}); err != nil {
 			return
 		}
+		// Echo of a keystroke goes out from the session's reader while
+		// the writer below is idle: one thread wake-up less per key. The
+		// viewer only offers frames that fit the socket's buffer, so the
+		// write does not wait; the deadline is a backstop.
+		v.SetDirect(func(p []byte) bool {
+			if !wmu.TryLock() {
+				return false
+			}
+			defer wmu.Unlock()
+			_ = conn.SetWriteDeadline(time.Now().Add(directWriteTimeout))
+			if conn.WriteMessage(websocket.BinaryMessage, p) != nil {
+				cancel()
+			}
+			return true
+		})
 
 		// Output: frames from the session, in order, until it ends or the
 		// browser goes away.

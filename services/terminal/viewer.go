@@ -12,6 +12,17 @@ const queueMinAlloc = 4 << 10
 // queueKeep is the most a drained viewer queue keeps allocated.
 const queueKeep = 16 << 10
 
+// directMax bounds what goes out through a DirectFunc: a frame that small, with that
+// little unacknowledged, fits a socket's send buffer, so the write cannot
+// block the reader even if the client has stopped reading.
+const directMax = 4 << 10
+
+// DirectFunc writes one small output frame to the client straight away,
+// from the session's reader. It must not wait for anything: when the
+// connection is busy it returns false and the bytes are queued instead.
+// It writes p before returning and keeps no reference to it.
+type DirectFunc func(p []byte) bool
+
 // Frame is what a viewer gets next.
 type Frame struct {
 	// Data is terminal output; for a Resync frame, the ring snapshot. The
@@ -44,12 +55,28 @@ type Viewer struct {
 	reason   string
 	exitSent bool
 
-	// For tests: the most ever queued, and how often the queue was dropped.
-	peak, drops int
+	direct DirectFunc
+	// busy: Next handed out a frame the caller may not have written yet;
+	// a direct write now would overtake it. The next call to Next means
+	// it was written.
+	busy bool
+
+	// For tests: the most ever queued, how often the queue was dropped,
+	// and how many frames went out directly.
+	peak, drops, directs int
 }
 
 // CanWrite reports whether the viewer may send input and resize.
 func (v *Viewer) CanWrite() bool { return v.canWrite }
+
+// SetDirect lets the session's reader write small output straight to an
+// idle client, which saves a hand-off to the goroutine calling Next (a
+// thread wake-up per keystroke echo). Call it before the first Next.
+func (v *Viewer) SetDirect(fn DirectFunc) {
+	v.mu.Lock()
+	v.direct = fn
+	v.mu.Unlock()
+}
 
 func (v *Viewer) signal() {
 	select {
@@ -68,6 +95,12 @@ func (v *Viewer) offer(p []byte, limit int) {
 		return
 	}
 	queued := len(v.q) - v.off
+	if queued == 0 && v.direct != nil && !v.busy && v.inflight+len(p) <= directMax && v.direct(p) {
+		v.inflight += len(p)
+		v.directs++
+		v.mu.Unlock()
+		return
+	}
 	if queued+len(p) > limit {
 		// Released rather than kept: a viewer this far behind may stay
 		// stalled for a long time.
@@ -120,6 +153,7 @@ func (v *Viewer) Next(ctx context.Context) (Frame, error) {
 			return Frame{}, err
 		}
 		v.mu.Lock()
+		v.busy = false
 		if v.detached || v.exitSent {
 			v.mu.Unlock()
 			return Frame{}, ErrClosed
@@ -139,6 +173,7 @@ func (v *Viewer) Next(ctx context.Context) (Frame, error) {
 		}
 		if v.ended && !v.resync && v.off == len(v.q) {
 			v.exitSent = true
+			v.busy = true
 			v.q = nil
 			f := Frame{Exit: true, Reason: v.reason}
 			v.mu.Unlock()
@@ -171,6 +206,7 @@ func (v *Viewer) takeLocked() Frame {
 		v.q, v.off = v.q[:0], 0
 	}
 	v.inflight += n
+	v.busy = true
 	return Frame{Data: data}
 }
 
@@ -188,6 +224,7 @@ func (v *Viewer) resyncFrame(window int) (Frame, bool) {
 	}
 	snap := s.ring.snapshot()
 	v.resync = false
+	v.busy = true
 	v.q, v.off = v.q[:0], 0
 	v.inflight += len(snap)
 	return Frame{Data: snap, Resync: true}, true
@@ -235,6 +272,7 @@ func (v *Viewer) Detach() {
 		v.s.detach(v)
 		v.mu.Lock()
 		v.detached = true
+		v.direct = nil
 		v.q, v.off = nil, 0
 		v.mu.Unlock()
 		v.signal()

@@ -707,3 +707,158 @@ func TestDrainedQueueLetsGoOfBurstCapacity(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// wire stands for a client connection written by both the reader (direct)
+// and the goroutine calling Next.
+type wire struct {
+	mu      sync.Mutex
+	data    []byte
+	refuse  atomic.Bool
+	unacked int // bytes written directly and not yet acknowledged
+}
+
+func (w *wire) direct(p []byte) bool {
+	if w.refuse.Load() {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.data = append(w.data, p...)
+	w.unacked += len(p)
+	return true
+}
+
+func (w *wire) write(p []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.data = append(w.data, p...)
+}
+
+func (w *wire) len() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.data)
+}
+
+func TestDirectWriteOnlyWhileTheWriterIsIdle(t *testing.T) {
+	m := NewManager(Options{}, nil)
+	defer shutdown(t, m)
+	s, f := open(t, m, "A")
+	v := attach(t, s, true)
+	w := &wire{}
+	v.SetDirect(w.direct)
+	// Until the attach snapshot is taken, nothing may overtake it.
+	if err := f.out([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	waitRing(t, s, 1)
+	if w.len() != 0 {
+		t.Fatal("direct write before the resync")
+	}
+	fr := next(t, v)
+	if !fr.Resync || string(fr.Data) != "a" {
+		t.Fatalf("first frame %+v", fr)
+	}
+	// The snapshot is handed out but, as far as the viewer knows, not yet
+	// written: output now must queue behind it.
+	if err := f.out([]byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "b queued", func() bool { return v.queued() == 1 })
+	w.write(fr.Data)
+	fr = next(t, v) // the resync is written; "b" comes from the queue
+	if string(fr.Data) != "b" || w.len() != 1 {
+		t.Fatalf("frame %q, wire %d bytes", fr.Data, w.len())
+	}
+	w.write(fr.Data)
+
+	// Idle (blocked in Next): output goes straight to the wire.
+	got := make(chan Frame, 1)
+	go func() {
+		fr, _ := v.Next(context.Background())
+		got <- fr
+	}()
+	time.Sleep(20 * time.Millisecond)
+	if err := f.out([]byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "direct write", func() bool { return w.len() == 3 })
+	if v.queued() != 0 {
+		t.Fatal("a direct write was queued too")
+	}
+	// More than fits unacknowledged goes through the queue.
+	big := bytes.Repeat([]byte("x"), directMax)
+	if err := f.out(big); err != nil {
+		t.Fatal(err)
+	}
+	fr = <-got
+	if len(fr.Data) != directMax || w.len() != 3 {
+		t.Fatalf("frame of %d bytes, wire %d bytes", len(fr.Data), w.len())
+	}
+}
+
+func TestDirectAndQueuedWritesKeepTheOrder(t *testing.T) {
+	// A queue that never overflows: a resync would drop bytes by design.
+	m := NewManager(Options{ViewerQueue: 64 << 20}, nil)
+	defer shutdown(t, m)
+	s, f := open(t, m, "A")
+	v := attach(t, s, true)
+	w := &wire{}
+	v.SetDirect(w.direct)
+	want := lines(3, 1<<20)
+
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		for first := true; ; first = false {
+			fr, err := v.Next(ctx)
+			if err != nil {
+				done <- err
+				return
+			}
+			if fr.Exit {
+				done <- nil
+				return
+			}
+			if fr.Resync && !first {
+				done <- errors.New("resync")
+				return
+			}
+			w.write(fr.Data)
+			v.Ack(len(fr.Data))
+			// Direct writes are acknowledged too, later, as by a browser.
+			w.mu.Lock()
+			n := w.unacked
+			w.unacked = 0
+			w.mu.Unlock()
+			v.Ack(n)
+		}
+	}()
+	rng := rand.New(rand.NewPCG(5, 5))
+	for p := want; len(p) > 0; {
+		n := min(len(p), 1+rng.IntN(64))
+		if rng.IntN(8) == 0 {
+			n = min(len(p), 1+rng.IntN(8<<10))
+		}
+		w.refuse.Store(rng.IntN(4) == 0)
+		if err := f.out(p[:n]); err != nil {
+			t.Fatal(err)
+		}
+		p = p[n:]
+	}
+	f.exit()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(w.data, want) {
+		t.Fatalf("wire differs from the output: %d bytes against %d", len(w.data), len(want))
+	}
+	v.mu.Lock()
+	directs := v.directs
+	v.mu.Unlock()
+	if directs == 0 {
+		t.Fatal("no output went out directly")
+	}
+	t.Logf("%d direct writes", directs)
+}
