@@ -246,6 +246,29 @@ type Store interface {
 	StatsPoints(ctx context.Context, workspaceID string, since time.Time) ([]StatsPoint, error)
 	// PruneStatsPoints deletes points older than before.
 	PruneStatsPoints(ctx context.Context, before time.Time) (int64, error)
+
+	CreateTask(ctx context.Context, t *Task) error
+	GetTask(ctx context.Context, id string) (Task, error)
+	ListTasks(ctx context.Context, f TaskFilter) ([]Task, error)
+	// QueueHead is a workspace's oldest queued task.
+	QueueHead(ctx context.Context, workspaceID string) (Task, error)
+	// QueuedWorkspaces lists workspaces with queued tasks and none running.
+	QueuedWorkspaces(ctx context.Context) ([]string, error)
+	// ClaimTask starts a queued task if it heads its workspace's queue,
+	// nothing else there runs and fewer than maxRunning run in all.
+	ClaimTask(ctx context.Context, id, runner string, maxRunning int) (bool, error)
+	UpdateTaskRun(ctx context.Context, t *Task) error
+	RequeueTask(ctx context.Context, id, detail string) error
+	RequestTaskCancel(ctx context.Context, id, detail string) (TaskStatus, error)
+	HeartbeatTasks(ctx context.Context, runner string) error
+	OrphanedTasks(ctx context.Context, runner string, staleBefore time.Time) ([]Task, error)
+	TaskTotals(ctx context.Context, f TaskTotalsFilter) (TaskTotals, error)
+	AppendTaskEvents(ctx context.Context, events []TaskEvent) error
+	ListTaskEvents(ctx context.Context, taskID string, afterSeq int64, limit int) ([]TaskEvent, error)
+
+	SetCredential(ctx context.Context, c Credential) error
+	GetCredential(ctx context.Context, scope, ownerID string) (Credential, error)
+	DeleteCredential(ctx context.Context, scope, ownerID string) error
 }
 
 // NewID returns a fresh random id of the form the store uses, for callers

@@ -65,6 +65,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"WorkspaceEventsFilters", testWorkspaceEventsFilters},
 		{"TrimWorkspaceEvents", testTrimWorkspaceEvents},
 		{"StatsPoints", testStatsPoints},
+		{"Tasks", testTasks},
+		{"TaskClaimRace", testTaskClaimRace},
+		{"TaskEvents", testTaskEvents},
+		{"Credentials", testCredentials},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
