@@ -37,6 +37,7 @@ assets: deps ## Build CSS and copy browser libraries into static/dist (embedded)
 	cp node_modules/@xterm/addon-fit/lib/addon-fit.js node_modules/@xterm/addon-web-links/lib/addon-web-links.js $(DIST)/
 	cp static/src/app.js static/src/theme.js static/src/terminal.js static/src/favicon.svg $(DIST)/
 	cp static/src/logs.js $(DIST)/
+	cp static/src/tasks.js $(DIST)/
 	cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css $(DIST)/
 	cp static/src/monitor.js $(DIST)/
 

@@ -24,12 +24,15 @@ import (
 	"aicode/handlers"
 	"aicode/services/audit"
 	"aicode/services/auth"
+	"aicode/services/blob"
 	"aicode/services/bus"
 	"aicode/services/config"
 	"aicode/services/console"
 	"aicode/services/engine"
+	"aicode/services/secrets"
 	"aicode/services/stats"
 	"aicode/services/store"
+	"aicode/services/tasks"
 	"aicode/services/termexec"
 	"aicode/services/terminal"
 	"aicode/services/workspace"
@@ -49,7 +52,9 @@ type App struct {
 	Stats *stats.Hub
 	// StatsCollector records every running workspace's use once a minute.
 	StatsCollector *stats.Collector
-	Fiber          *fiber.App
+	// Tasks queues and runs Claude Code tasks.
+	Tasks *tasks.Service
+	Fiber *fiber.App
 
 	bg            context.Context
 	stopBG        context.CancelFunc
@@ -126,7 +131,36 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Log:       log,
 	}
 
-	a := &App{Config: cfg, Log: log, Store: st, Engine: eng, Bus: b, Accounts: accounts, Workspaces: ws, Console: cons, Stats: hub, StatsCollector: collector}
+	box, err := secretBox(cfg)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	blobs, err := blob.NewLocal(filepath.Join(cfg.DataDir, "blobs"))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	taskSvc, err := tasks.New(tasks.Deps{
+		Store:      st,
+		Blobs:      blobs,
+		Bus:        b,
+		Engine:     eng,
+		Workspaces: ws,
+		Audit:      rec,
+		Log:        log,
+		Config:     cfg.Tasks,
+		User:       cfg.Workspace.User,
+		SpoolDir:   filepath.Join(cfg.DataDir, "spool", "tasks"),
+		Box:        box,
+		Runner:     runnerName(cfg),
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+
+	a := &App{Config: cfg, Log: log, Store: st, Engine: eng, Bus: b, Accounts: accounts, Workspaces: ws, Console: cons, Stats: hub, StatsCollector: collector, Tasks: taskSvc}
 	a.bg, a.stopBG = context.WithCancel(context.WithoutCancel(ctx))
 	streams, cancelStreams := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancelStreams = cancelStreams
@@ -149,6 +183,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		OOMs:         ws,
 		Logs:         eng,
 		Events:       ws,
+		Tasks:        taskSvc,
 	})
 	return a, nil
 }
@@ -168,6 +203,9 @@ func (a *App) Start() {
 		a.Log.Warn("the app does not run as root, so new project directories stay owned by its own user; "+
 			"the workspace user may be unable to write them. Run as root, or set AICODE_WORKSPACE_USER to this user's uid:gid",
 			"app_uid", uid, "workspace_user", a.Config.Workspace.User)
+	}
+	if err := a.Tasks.Start(a.bg); err != nil {
+		a.Log.Error("task queue did not start; tasks wait until a restart", "err", err)
 	}
 	a.wg.Add(5)
 	go func() { defer a.wg.Done(); a.Workspaces.Watch(a.bg) }()
@@ -269,6 +307,11 @@ wait:
 	// Terminal shells belong to this process's connections to the engine;
 	// end them properly rather than leave them to notice.
 	a.Console.Manager().Shutdown(ctx)
+	// Running tasks are interrupted and wrapped up (events and work kept)
+	// while the store is still open.
+	if err := a.Tasks.Stop(ctx); err != nil {
+		a.Log.Warn("stop tasks", "err", err)
+	}
 	a.stopBG()
 	a.Stats.Close()
 	a.wg.Wait()
@@ -299,6 +342,36 @@ func loadOrCreateSecret(path string) ([]byte, error) {
 		return nil, fmt.Errorf("write session secret: %w", err)
 	}
 	return []byte(s), nil
+}
+
+// secretBox opens the key that seals stored credentials: the configured
+// one, or one generated into the data directory and kept there.
+func secretBox(cfg config.Config) (*secrets.Box, error) {
+	raw := cfg.Tasks.SecretKey
+	if raw == "" {
+		b, err := loadOrCreateSecret(filepath.Join(cfg.DataDir, "secret.key"))
+		if err != nil {
+			return nil, err
+		}
+		raw = string(b)
+	}
+	key, err := secrets.ParseKey(raw)
+	if err != nil {
+		return nil, fmt.Errorf("AICODE_SECRET_KEY: %w", err)
+	}
+	return secrets.New(key)
+}
+
+// runnerName names this process among replicas: its host and address,
+// which a restarted replica keeps (so it knows its own orphaned tasks at
+// once). An address chosen by the kernel is no name; the pid is added.
+func runnerName(cfg config.Config) string {
+	host, _ := os.Hostname()
+	name := host + "/" + cfg.ListenAddr
+	if strings.HasSuffix(cfg.ListenAddr, ":0") {
+		name += "/" + strconv.Itoa(os.Getpid())
+	}
+	return name
 }
 
 // NewLogger builds the process logger from the configuration.

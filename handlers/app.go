@@ -88,6 +88,8 @@ type Deps struct {
 	// Logs reads containers' output; Events is the workspaces' event feed.
 	Logs   LogReader
 	Events EventFeed
+	// Tasks queues and shows Claude Code tasks.
+	Tasks Tasks
 	// Streams ends every SSE stream when cancelled (at shutdown), since
 	// the server waits for open connections before it stops.
 	Streams context.Context

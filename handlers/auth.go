@@ -92,7 +92,7 @@ func (s *Server) logout(c *fiber.Ctx) error {
 func (s *Server) account(c *fiber.Ctx) error {
 	p := principal(c)
 	lp := s.layoutProps(c, "Your account", "account")
-	return page(c, fiber.StatusOK, lp, authview.Account(authview.FormProps{CSRF: lp.CSRF}, p.Username, string(p.Role)))
+	return page(c, fiber.StatusOK, lp, authview.Account(authview.FormProps{CSRF: lp.CSRF}, p.Username, string(p.Role), s.accountCredential(c)))
 }
 
 func (s *Server) changePassword(c *fiber.Ctx) error {
@@ -102,13 +102,13 @@ func (s *Server) changePassword(c *fiber.Ctx) error {
 	next := c.FormValue("password")
 	if next != c.FormValue("password2") {
 		props.Errors = map[string]string{"password2": "the passwords do not match"}
-		return page(c, fiber.StatusUnprocessableEntity, lp, authview.Account(props, p.Username, string(p.Role)))
+		return page(c, fiber.StatusUnprocessableEntity, lp, authview.Account(props, p.Username, string(p.Role), s.accountCredential(c)))
 	}
 	err := s.Accounts.ChangeOwnPassword(c.UserContext(), p, c.FormValue("current"), next)
 	var verrs validation.Errors
 	if errors.As(err, &verrs) {
 		props.Errors = verrs
-		return page(c, fiber.StatusUnprocessableEntity, lp, authview.Account(props, p.Username, string(p.Role)))
+		return page(c, fiber.StatusUnprocessableEntity, lp, authview.Account(props, p.Username, string(p.Role), s.accountCredential(c)))
 	}
 	if err != nil {
 		return err

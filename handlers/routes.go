@@ -10,6 +10,7 @@ import (
 	"aicode/services/audit"
 	"aicode/services/auth"
 	"aicode/services/store"
+	"aicode/services/tasks"
 	"aicode/services/workspace"
 )
 
@@ -73,6 +74,20 @@ func (s *Server) routes() []Route {
 		{Method: g, Path: "/workspaces/:id/terminals/:tid/ws", Action: auth.ActTerminalView, Workspace: true, Handler: s.withChecks(s.checkWebSocket, s.terminalSocket())},
 		{Method: g, Path: "/workspaces/:id/logs", Action: auth.ActWorkspaceView, Workspace: true, Handler: s.logsTab},
 		{Method: g, Path: "/workspaces/:id/logs/stream", Action: auth.ActWorkspaceView, Workspace: true, Handler: s.logsStream},
+
+		{Method: g, Path: "/tasks", Action: auth.ActWorkspaceList, Handler: s.taskList},
+		{Method: g, Path: "/workspaces/:id/tasks", Action: tasks.ActTaskView, Workspace: true, Handler: s.tasksTab},
+		{Method: p, Path: "/workspaces/:id/tasks", Action: tasks.ActTaskRun, Workspace: true, Handler: s.createTask},
+		{Method: g, Path: "/workspaces/:id/tasks/:tid", Action: tasks.ActTaskView, Workspace: true, Handler: s.taskDetail},
+		{Method: g, Path: "/workspaces/:id/tasks/:tid/stream", Action: tasks.ActTaskView, Workspace: true, Handler: s.taskStream},
+		{Method: g, Path: "/workspaces/:id/tasks/:tid/diff", Action: tasks.ActTaskView, Workspace: true, Handler: s.taskDiff},
+		{Method: g, Path: "/workspaces/:id/tasks/:tid/transcript", Action: tasks.ActTaskView, Workspace: true, Handler: s.taskTranscript},
+		{Method: p, Path: "/workspaces/:id/tasks/:tid/cancel", Action: tasks.ActTaskRun, Workspace: true, Handler: s.cancelTask},
+		{Method: p, Path: "/workspaces/:id/tasks/:tid/retry", Action: tasks.ActTaskRun, Workspace: true, Handler: s.retryTask},
+		{Method: p, Path: "/workspaces/:id/claude", Action: auth.ActWorkspaceManage, Workspace: true, Handler: s.setWorkspaceCredential},
+		{Method: p, Path: "/workspaces/:id/claude/delete", Action: auth.ActWorkspaceManage, Workspace: true, Handler: s.clearWorkspaceCredential},
+		{Method: p, Path: "/account/claude", Action: auth.ActSelf, Handler: s.setUserCredential},
+		{Method: p, Path: "/account/claude/delete", Action: auth.ActSelf, Handler: s.clearUserCredential},
 
 		{Method: g, Path: "/admin/users", Action: auth.ActUserManage, Handler: s.listUsers},
 		{Method: p, Path: "/admin/users", Action: auth.ActUserManage, Handler: s.createUser},

@@ -46,6 +46,7 @@ type Config struct {
 
 	Terminal TerminalConfig
 	Stats    StatsConfig
+	Tasks    TasksConfig
 
 	LogLevel  slog.Level
 	LogFormat string
@@ -97,6 +98,33 @@ type StatsConfig struct {
 	// CollectEvery is how often every running workspace's figures are
 	// recorded as a history point.
 	CollectEvery time.Duration
+}
+
+// TasksConfig tunes Claude Code tasks.
+type TasksConfig struct {
+	// SecretKey seals stored credentials (32 bytes; generated into the
+	// data directory when not set).
+	SecretKey string
+	// APIKey and OAuthToken are the deployment's Claude credentials, used
+	// when neither the workspace nor the user has set one.
+	APIKey     string
+	OAuthToken string
+	// BaseURL points the CLI at another Messages API endpoint (a gateway
+	// or proxy); empty means Anthropic's.
+	BaseURL string
+	// MaxRunning caps tasks running at once across the deployment.
+	MaxRunning int
+	// Timeout ends a task that runs longer.
+	Timeout time.Duration
+	// CancelGrace is how long an interrupted CLI gets before it is killed.
+	CancelGrace time.Duration
+	// BranchPrefix names task branches: prefix + task id.
+	BranchPrefix string
+	// DefaultModel and DefaultPermissionMode apply when a task sets none.
+	DefaultModel          string
+	DefaultPermissionMode string
+	// MaxAttempts bounds tries after infrastructure failures.
+	MaxAttempts int
 }
 
 // Getenv abstracts os.Getenv so tests can load a config from a map.
@@ -156,6 +184,42 @@ func LoadFrom(getenv Getenv) (Config, error) {
 	}
 	if e := c.Stats.CollectEvery; e < 5*time.Second || e > time.Hour {
 		p.errs = append(p.errs, fmt.Errorf("AICODE_STATS_COLLECT_EVERY: %s must be between 5s and 1h", e))
+	}
+	c.Tasks = TasksConfig{
+		SecretKey:             p.str("AICODE_SECRET_KEY", ""),
+		APIKey:                p.str("ANTHROPIC_API_KEY", ""),
+		OAuthToken:            p.str("CLAUDE_CODE_OAUTH_TOKEN", ""),
+		BaseURL:               strings.TrimRight(p.str("AICODE_CLAUDE_BASE_URL", ""), "/"),
+		MaxRunning:            p.int("AICODE_TASKS_MAX_RUNNING", 5),
+		Timeout:               p.duration("AICODE_TASK_TIMEOUT", 2*time.Hour),
+		CancelGrace:           p.duration("AICODE_TASK_CANCEL_GRACE", 10*time.Second),
+		BranchPrefix:          p.str("AICODE_TASK_BRANCH_PREFIX", "aicli/task-"),
+		DefaultModel:          p.str("AICODE_TASK_MODEL", ""),
+		DefaultPermissionMode: p.str("AICODE_TASK_PERMISSION_MODE", "acceptEdits"),
+		MaxAttempts:           p.int("AICODE_TASK_MAX_ATTEMPTS", 3),
+	}
+	if n := c.Tasks.MaxRunning; n < 1 || n > 1000 {
+		p.errs = append(p.errs, fmt.Errorf("AICODE_TASKS_MAX_RUNNING: %d must be between 1 and 1000", n))
+	}
+	if d := c.Tasks.Timeout; d < time.Minute || d > 7*24*time.Hour {
+		p.errs = append(p.errs, fmt.Errorf("AICODE_TASK_TIMEOUT: %s must be between 1m and 7 days", d))
+	}
+	if d := c.Tasks.CancelGrace; d < 100*time.Millisecond || d > 10*time.Minute {
+		p.errs = append(p.errs, fmt.Errorf("AICODE_TASK_CANCEL_GRACE: %s must be between 100ms and 10m", d))
+	}
+	if !branchPrefixRe.MatchString(c.Tasks.BranchPrefix) {
+		p.errs = append(p.errs, fmt.Errorf("AICODE_TASK_BRANCH_PREFIX: %q may hold letters, digits, '/', '-', '_' and '.' only", c.Tasks.BranchPrefix))
+	}
+	switch c.Tasks.DefaultPermissionMode {
+	case "acceptEdits", "bypassPermissions", "default", "dontAsk", "plan", "auto":
+	default:
+		p.errs = append(p.errs, fmt.Errorf("AICODE_TASK_PERMISSION_MODE: %q is not a Claude Code permission mode", c.Tasks.DefaultPermissionMode))
+	}
+	if n := c.Tasks.MaxAttempts; n < 1 || n > 20 {
+		p.errs = append(p.errs, fmt.Errorf("AICODE_TASK_MAX_ATTEMPTS: %d must be between 1 and 20", n))
+	}
+	if u := c.Tasks.BaseURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		p.errs = append(p.errs, fmt.Errorf("AICODE_CLAUDE_BASE_URL: %q is not an http(s) URL", u))
 	}
 	c.DatabaseURL = p.str("DATABASE_URL", "sqlite:"+filepath.Join(c.DataDir, "aicode.db"))
 	c.WorkspacesRoot = p.str("AICODE_WORKSPACES_ROOT", filepath.Join(c.DataDir, "workspaces"))
@@ -291,3 +355,6 @@ func (p *parser) duration(key string, def time.Duration) time.Duration {
 	}
 	return d
 }
+
+// branchPrefixRe keeps task branch names valid git refs whatever the id.
+var branchPrefixRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,60}$`)

@@ -1,0 +1,132 @@
+// Package blob keeps objects too large or too many for the database: task
+// transcripts and diffs. The local directory is the zero-config default;
+// an object store can stand in for it behind the same interface.
+package blob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// ErrNotFound: no object has that key.
+var ErrNotFound = errors.New("blob not found")
+
+// Store holds objects by key.
+type Store interface {
+	// Put stores r's bytes under key, replacing any object there; readers
+	// see either the old object or the whole new one.
+	Put(ctx context.Context, key string, r io.Reader) (int64, error)
+	// Open reads an object.
+	Open(ctx context.Context, key string) (io.ReadCloser, error)
+	// Delete removes an object; a missing one is not an error.
+	Delete(ctx context.Context, key string) error
+}
+
+// keyRe keeps keys to safe relative paths: no "..", no absolute paths, no
+// characters a file system or an object store treats specially.
+var keyRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$`)
+
+// ValidKey reports whether key may name an object.
+func ValidKey(key string) bool {
+	return len(key) <= 512 && keyRe.MatchString(key) && !strings.Contains(key, "..")
+}
+
+// Local stores objects as files under a directory.
+type Local struct{ root string }
+
+// NewLocal uses dir (created if missing).
+func NewLocal(dir string) (*Local, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create blob directory: %w", err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("blob directory: %w", err)
+	}
+	return &Local{root: abs}, nil
+}
+
+func (l *Local) path(key string) (string, error) {
+	if !ValidKey(key) {
+		return "", fmt.Errorf("invalid blob key %q", key)
+	}
+	return filepath.Join(l.root, filepath.FromSlash(key)), nil
+}
+
+// Put writes to a temporary file and renames it into place.
+func (l *Local) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
+	p, err := l.path(key)
+	if err != nil {
+		return 0, err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+		return 0, fmt.Errorf("put %s: %w", key, err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(p), ".put-*")
+	if err != nil {
+		return 0, fmt.Errorf("put %s: %w", key, err)
+	}
+	n, err := io.Copy(f, ctxReader{ctx, r})
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), p)
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return 0, fmt.Errorf("put %s: %w", key, err)
+	}
+	return n, nil
+}
+
+// Open opens the object's file.
+func (l *Local) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	p, err := l.path(key)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("open %s: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", key, err)
+	}
+	return f, nil
+}
+
+// Delete removes the object's file.
+func (l *Local) Delete(ctx context.Context, key string) error {
+	p, err := l.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// ctxReader stops a long copy when ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
