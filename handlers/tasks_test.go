@@ -47,6 +47,7 @@ func newTaskEnv(t *testing.T, fake *fakeanthropic.Server, env map[string]string)
 		"AICODE_CLAUDE_BASE_URL":     fake.URL(),
 		"ANTHROPIC_API_KEY":          testAPIKey,
 		"AICODE_TASK_CANCEL_GRACE":   "3s",
+		"AICODE_CLAUDE_MAX_RETRIES":  "1",
 	}
 	for k, v := range env {
 		e[k] = v
@@ -263,4 +264,171 @@ func TestTaskWritesFileOnItsBranch(t *testing.T) {
 	if !found {
 		t.Fatal("the resumed conversation lacks the first prompt")
 	}
+}
+
+// Three tasks queued at once run one after another, in order; a task
+// cancelled mid-run stops its CLI and keeps what it did.
+func TestTaskQueueOrderAndCancel(t *testing.T) {
+	slow := func(s string) fakeanthropic.Turn {
+		tn := fakeanthropic.Text(s + " " + strings.Repeat("word ", 20))
+		tn.Delay = 20 * time.Millisecond
+		return tn
+	}
+	fake := fakeanthropic.New(t, fakeanthropic.WithScript(func(r fakeanthropic.Request) fakeanthropic.Turn {
+		p := r.Prompt()
+		switch {
+		case strings.Contains(p, "sleep"):
+			if len(r.ToolResults()) == 0 {
+				return fakeanthropic.Blocks(fakeanthropic.ToolUse("Bash", map[string]string{"command": "timeout 120 tail -f /dev/null", "description": "wait"}))
+			}
+			return fakeanthropic.Text("slept")
+		case strings.Contains(p, "first"):
+			return slow("one")
+		case strings.Contains(p, "second"):
+			return slow("two")
+		}
+		return slow("three")
+	}))
+	e := newTaskEnv(t, fake, nil)
+	ids := []string{e.queue(t, "the first task", nil), e.queue(t, "the second task", nil), e.queue(t, "the third task", nil)}
+	var done []store.Task
+	for _, id := range ids {
+		tk := e.waitFinal(t, id, 3*time.Minute)
+		if tk.Status != store.TaskSucceeded {
+			t.Fatalf("task %s: %s %q", id, tk.Status, tk.Detail)
+		}
+		done = append(done, tk)
+	}
+	for i := 1; i < len(done); i++ {
+		if done[i].StartedAt.Before(*done[i-1].FinishedAt) {
+			t.Fatalf("task %d started at %v, before task %d finished at %v", i+1, done[i].StartedAt, i, done[i-1].FinishedAt)
+		}
+	}
+	var order []string
+	for _, r := range fake.MainRequests() {
+		p := r.Prompts()[0]
+		if len(order) == 0 || order[len(order)-1] != p {
+			order = append(order, p)
+		}
+	}
+	if len(order) != 3 || !strings.Contains(order[0], "first") || !strings.Contains(order[2], "third") {
+		t.Fatalf("the API saw prompts in this order: %q", order)
+	}
+
+	// Cancel mid-run: the CLI is inside a long Bash call.
+	id := e.queue(t, "please sleep", url.Values{"allowed_tools": {"Bash"}})
+	e.wait(t, id, 2*time.Minute, "running its tool", func(tk store.Task) bool {
+		if tk.Status.Final() {
+			idx, _ := e.s.App.Store.ListTaskEvents(context.Background(), id, 0, 0)
+			for _, ev := range idx {
+				t.Logf("event %d %s %s: %s", ev.Seq, ev.Type, ev.Tool, ev.Summary)
+			}
+			t.Fatalf("the task ended (%s) before its tool ran", tk.Status)
+		}
+		return strings.Contains(e.sh(t, "ps -eo args"), "tail -f /dev/null")
+	})
+	r := e.admin.Post("/workspaces/"+e.ws.ID+"/tasks/"+id+"/cancel", nil, false)
+	if r.Status != http.StatusSeeOther && r.Status != http.StatusFound {
+		t.Fatalf("cancel: %d %s", r.Status, r.Body)
+	}
+	tk := e.waitFinal(t, id, time.Minute)
+	if tk.Status != store.TaskCancelled || !strings.Contains(tk.Detail, "admin") {
+		t.Fatalf("after cancel: %s %q", tk.Status, tk.Detail)
+	}
+	if ps := e.sh(t, "ps -eo args"); strings.Contains(ps, "claude") {
+		t.Fatalf("the CLI still runs after cancel:\n%s", ps)
+	}
+	if tk.Events == 0 || len(e.events(t, id)) == 0 {
+		t.Fatal("a cancelled task lost its events")
+	}
+	// A queued task is cancelled at once and never runs.
+	fake.SetScript(func(fakeanthropic.Request) fakeanthropic.Turn { return fakeanthropic.Turn{Hang: true} })
+	running := e.queue(t, "hang here", nil)
+	queued := e.queue(t, "never runs", nil)
+	e.wait(t, running, time.Minute, "running", func(tk store.Task) bool { return tk.Status == store.TaskRunning })
+	e.admin.Post("/workspaces/"+e.ws.ID+"/tasks/"+queued+"/cancel", nil, false)
+	if tk := e.waitFinal(t, queued, 10*time.Second); tk.Status != store.TaskCancelled || tk.StartedAt != nil {
+		t.Fatalf("queued task after cancel: %s, started %v", tk.Status, tk.StartedAt)
+	}
+	e.admin.Post("/workspaces/"+e.ws.ID+"/tasks/"+running+"/cancel", nil, false)
+	if tk := e.waitFinal(t, running, time.Minute); tk.Status != store.TaskCancelled {
+		t.Fatalf("hanging task after cancel: %s %q", tk.Status, tk.Detail)
+	}
+	for _, r := range fake.MainRequests() {
+		if strings.Contains(r.Prompt(), "never runs") {
+			t.Fatal("a cancelled queued task reached the API")
+		}
+	}
+}
+
+// Failures are said in plain words: refused credentials, no CLI in the
+// image, and output that is not what the CLI should print.
+func TestTaskFailuresInPlainWords(t *testing.T) {
+	t.Run("auth", func(t *testing.T) {
+		fake := fakeanthropic.New(t, fakeanthropic.WithAPIKey("sk-ant-api03-the-right-key-000000000"))
+		e := newTaskEnv(t, fake, nil)
+		id := e.queue(t, "hello", nil)
+		tk := e.waitFinal(t, id, 3*time.Minute)
+		if tk.Status != store.TaskFailed || tk.ErrorKind != tasks.KindAuth || !strings.Contains(tk.Detail, "refused the credentials") {
+			t.Fatalf("auth failure: %s %s %q", tk.Status, tk.ErrorKind, tk.Detail)
+		}
+		page := e.admin.Get("/workspaces/" + e.ws.ID + "/tasks/" + id)
+		if !strings.Contains(page.Body, "refused the credentials") {
+			t.Fatal("the page does not say why the task failed")
+		}
+	})
+	t.Run("no CLI", func(t *testing.T) {
+		fake := fakeanthropic.New(t)
+		e := newTaskEnv(t, fake, map[string]string{"image": testutil.BusyboxImage(t)})
+		id := e.queue(t, "hello", nil)
+		tk := e.waitFinal(t, id, time.Minute)
+		if tk.Status != store.TaskFailed || tk.ErrorKind != tasks.KindNoCLI || !strings.Contains(tk.Detail, "no Claude Code CLI") {
+			t.Fatalf("no CLI: %s %s %q", tk.Status, tk.ErrorKind, tk.Detail)
+		}
+		if len(fake.Requests()) != 0 {
+			t.Fatal("requests reached the API without a CLI")
+		}
+	})
+	t.Run("malformed and oversized output", func(t *testing.T) {
+		fake := fakeanthropic.New(t)
+		e := newTaskEnv(t, fake, map[string]string{"image": testutil.BusyboxImage(t)})
+		// A stand-in CLI printing what the real one never should: a line
+		// that is not JSON, a 70 MB line, an unknown type, then a result.
+		script := `#!/bin/sh
+echo '{"type":"system","subtype":"init","session_id":"s-1","model":"m-1","tools":["Bash"],"permissionMode":"acceptEdits","cwd":"/workspace"}'
+echo 'this is not json'
+head -c 70000000 /dev/zero | tr '\0' 'x'; echo
+echo '{"type":"brand_new_type","detail":{"x":1}}'
+echo '{"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"ok","total_cost_usd":0.5,"duration_ms":5,"usage":{"input_tokens":7,"output_tokens":3},"session_id":"s-1"}'
+`
+		res, err := e.s.App.Engine.Capture(context.Background(), e.ws.ContainerID, engine.ExecSpec{
+			Cmd: []string{"sh", "-c", "cat > /bin/claude && chmod 755 /bin/claude"}, User: "0:0",
+		}, strings.NewReader(script), 4096)
+		if err != nil || res.ExitCode != 0 {
+			t.Fatalf("install the stand-in: %v %d %s", err, res.ExitCode, res.Stderr)
+		}
+		id := e.queue(t, "hello", nil)
+		tk := e.waitFinal(t, id, 2*time.Minute)
+		if tk.Status != store.TaskSucceeded || tk.Events != 5 || tk.CostUSD != 0.5 || tk.SessionID != "s-1" {
+			t.Fatalf("task: %s %q, %d events, cost %v, session %q", tk.Status, tk.Detail, tk.Events, tk.CostUSD, tk.SessionID)
+		}
+		evs := e.events(t, id)
+		types := []string{}
+		for _, ev := range evs {
+			types = append(types, ev.Type)
+		}
+		want := []string{"system", "malformed", "oversized", "brand_new_type", "result"}
+		if strings.Join(types, ",") != strings.Join(want, ",") {
+			t.Fatalf("event types %v, want %v", types, want)
+		}
+		if string(evs[1].Raw) != "this is not json" || evs[2].Size != 70000000 || !strings.Contains(string(evs[3].Raw), `"x":1`) {
+			t.Fatalf("kept: %q, size %d, %q", evs[1].Raw, evs[2].Size, evs[3].Raw)
+		}
+		page := e.admin.Get("/workspaces/" + e.ws.ID + "/tasks/" + id)
+		for _, want := range []string{`data-testid="event-malformed"`, `data-testid="event-oversized"`, "brand_new_type"} {
+			if !strings.Contains(page.Body, want) {
+				t.Fatalf("page lacks %s", want)
+			}
+		}
+	})
 }

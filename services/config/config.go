@@ -125,6 +125,10 @@ type TasksConfig struct {
 	DefaultPermissionMode string
 	// MaxAttempts bounds tries after infrastructure failures.
 	MaxAttempts int
+	// APIRetries is how often the CLI retries a failed API call
+	// (CLAUDE_CODE_MAX_RETRIES); it retries even refused credentials, so
+	// a high count only delays the answer.
+	APIRetries int
 }
 
 // Getenv abstracts os.Getenv so tests can load a config from a map.
@@ -197,6 +201,10 @@ func LoadFrom(getenv Getenv) (Config, error) {
 		DefaultModel:          p.str("AICODE_TASK_MODEL", ""),
 		DefaultPermissionMode: p.str("AICODE_TASK_PERMISSION_MODE", "acceptEdits"),
 		MaxAttempts:           p.int("AICODE_TASK_MAX_ATTEMPTS", 3),
+		APIRetries:            p.int("AICODE_CLAUDE_MAX_RETRIES", 3),
+	}
+	if n := c.Tasks.APIRetries; n < 0 || n > 20 {
+		p.errs = append(p.errs, fmt.Errorf("AICODE_CLAUDE_MAX_RETRIES: %d must be between 0 and 20", n))
 	}
 	if n := c.Tasks.MaxRunning; n < 1 || n > 1000 {
 		p.errs = append(p.errs, fmt.Errorf("AICODE_TASKS_MAX_RUNNING: %d must be between 1 and 1000", n))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -190,6 +191,7 @@ func (s *Service) cliEnv(ctx context.Context, t store.Task) ([]string, error) {
 	env := []string{
 		"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1",
 		"DISABLE_AUTOUPDATER=1",
+		"CLAUDE_CODE_MAX_RETRIES=" + strconv.Itoa(s.d.Config.APIRetries),
 	}
 	if kind == CredOAuthToken {
 		env = append(env, "CLAUDE_CODE_OAUTH_TOKEN="+value)

@@ -158,11 +158,16 @@ func (r *run) prepare(ctx context.Context) (*engine.Exec, error) {
 	if err != nil {
 		return nil, &infraError{err}
 	}
-	res, err := s.d.Engine.Capture(ctx, r.cid, engine.ExecSpec{Cmd: []string{"sh", "-c", "command -v claude"}, User: s.d.User, WorkDir: workspace.WorkDir}, nil, 4096)
+	// One exec answers both: is the CLI there (3 if not), is git (4 if not).
+	res, err := s.d.Engine.Capture(ctx, r.cid, engine.ExecSpec{
+		Cmd:  []string{"sh", "-c", "command -v claude >/dev/null || exit 3; command -v git >/dev/null || exit 4; exit 0"},
+		User: s.d.User, WorkDir: workspace.WorkDir,
+	}, nil, 4096)
 	if err != nil {
 		return nil, engineErr(err)
 	}
-	if res.ExitCode != 0 {
+	hasGit := res.ExitCode == 0
+	if res.ExitCode == 3 || (res.ExitCode != 0 && res.ExitCode != 4) {
 		return nil, &prepError{KindNoCLI, "This workspace's image has no Claude Code CLI: `claude` is not on its PATH. Use the default workspace image (aicode-workspace), or install the npm package @anthropic-ai/claude-code-linux-x64 in yours."}
 	}
 
@@ -178,10 +183,12 @@ func (r *run) prepare(ctx context.Context) (*engine.Exec, error) {
 		resume = parent.SessionID
 	}
 
-	r.git = gitwork.EngineRunner(s.d.Engine, r.cid, s.d.User)
-	repo, err := gitwork.Detect(ctx, r.git)
-	if err != nil {
-		return nil, engineErr(err)
+	repo := gitwork.Repo{}
+	if hasGit {
+		r.git = gitwork.EngineRunner(s.d.Engine, r.cid, s.d.User)
+		if repo, err = gitwork.Detect(ctx, r.git); err != nil {
+			return nil, engineErr(err)
+		}
 	}
 	if repo.IsRepo {
 		r.repo = true
@@ -207,6 +214,7 @@ func (r *run) prepare(ctx context.Context) (*engine.Exec, error) {
 	// The shell writes its pid where a later exec can signal it, then
 	// becomes the CLI: the engine has no way to signal an exec.
 	cmd := append([]string{"sh", "-c", `echo $$ >"$0" && exec "$@"`, pidFile(r.t.ID)}, r.opts.Args(r.t.Prompt, resume)...)
+	env = append(env, taskMarker(r.t.ID))
 	ex, err := s.d.Engine.StartExec(ctx, r.cid, engine.ExecSpec{Cmd: cmd, User: s.d.User, WorkDir: workspace.WorkDir, Env: env})
 	if err != nil {
 		f.Close()
@@ -330,12 +338,29 @@ func (r *run) watch(ctx context.Context, done <-chan struct{}) stopReason {
 	return why
 }
 
-// signal sends sig to the CLI through another exec.
+// taskMarker is put in the CLI's environment; everything it starts
+// inherits it.
+func taskMarker(id string) string { return "AICODE_TASK_ID=" + id }
+
+// killTree kills every process carrying the task's marker: the CLI runs
+// its tools in sessions of their own, which outlive it when it is killed
+// (and, after a server crash, may have lost it as their parent already).
+// Two passes catch what was forked during the first.
+const killTree = `for i in 1 2; do for e in /proc/[0-9]*/environ; do
+	if tr '\0' '\n' 2>/dev/null <"$e" | grep -qxF "$2"; then p=${e%/environ}; kill -KILL "${p#/proc/}" 2>/dev/null; fi
+done; done; `
+
+// signal sends sig to the CLI through another exec; KILL goes to all the
+// task's processes.
 func (r *run) signal(ctx context.Context, sig string) {
 	ctx, cancel := context.WithTimeout(ctx, killTimeout)
 	defer cancel()
+	script := `pid=$(cat "$1" 2>/dev/null) && kill -` + sig + ` "$pid" 2>/dev/null; true`
+	if sig == "KILL" {
+		script = killTree + script
+	}
 	_, err := r.s.d.Engine.Capture(ctx, r.cid, engine.ExecSpec{
-		Cmd:  []string{"sh", "-c", `pid=$(cat "$1" 2>/dev/null) && kill -` + sig + ` "$pid" 2>/dev/null; true`, "sh", pidFile(r.t.ID)},
+		Cmd:  []string{"sh", "-c", script, "sh", pidFile(r.t.ID), taskMarker(r.t.ID)},
 		User: r.s.d.User,
 	}, nil, 4096)
 	if err != nil {
@@ -566,16 +591,18 @@ func (r *run) keepWork(ctx context.Context) {
 	s := r.s
 	t := &r.t
 	msg := gitwork.CommitMessage(t.Prompt, t.ID)
-	sha, _, err := gitwork.Commit(ctx, r.git, msg, "AICode task", "aicode-task@localhost")
+	sha, committed, err := gitwork.Commit(ctx, r.git, msg, "AICode task", "aicode-task@localhost")
 	if err != nil {
 		s.log.Warn("commit task work", "task", t.ID, "err", err)
 		t.Detail = strings.TrimSpace(t.Detail + " The work could not be committed: " + truncate(err.Error(), 200))
 		return
 	}
-	if sha != "" {
+	// Nothing to commit leaves HEAD where it was: the task's commit only
+	// if the CLI committed something itself.
+	if committed || (sha != "" && sha != t.BaseSHA) {
 		t.CommitSHA = sha
 	}
-	head := t.CommitSHA
+	head := sha
 	if head == "" {
 		return
 	}
