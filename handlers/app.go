@@ -101,6 +101,7 @@ type Server struct {
 	setupDone atomic.Bool
 	lists     *listCache
 	renders   singleflight.Group
+	events    eventCache
 }
 
 // New builds the Fiber app with middleware and every route.

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"time"
 
 	"github.com/a-h/templ"
@@ -175,16 +176,35 @@ func sseOpen(w *bufio.Writer) error {
 
 // writeEvent frames data as an SSE event, one data: line per line.
 func writeEvent(w *bufio.Writer, name string, data []byte) error {
+	appendEvent(w, name, data)
+	// A bufio.Writer keeps its first error; an empty write reports it.
+	_, err := w.Write(nil)
+	return err
+}
+
+// frameWriter is what appendEvent writes to: a buffer or a bufio.Writer.
+type frameWriter interface {
+	io.Writer
+	io.StringWriter
+	io.ByteWriter
+}
+
+// appendEvent frames data as an SSE event into w.
+func appendEvent(w frameWriter, name string, data []byte) {
 	w.WriteString("event: ")
 	w.WriteString(name)
 	w.WriteByte('\n')
-	for _, line := range bytes.Split(data, []byte("\n")) {
+	for {
 		w.WriteString("data: ")
-		w.Write(line)
-		w.WriteByte('\n')
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			w.Write(data)
+			w.WriteString("\n\n")
+			return
+		}
+		w.Write(data[:i+1])
+		data = data[i+1:]
 	}
-	_, err := w.WriteString("\n")
-	return err
 }
 
 // listEvents streams row updates for the workspace list: each changed

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/a-h/templ"
@@ -30,6 +31,7 @@ type Tasks interface {
 	List(ctx context.Context, p auth.Principal, f tasks.ListFilter) ([]store.Task, error)
 	Totals(ctx context.Context, p auth.Principal, f store.TaskTotalsFilter) (store.TaskTotals, error)
 	Events(ctx context.Context, p auth.Principal, wsID, id string, afterSeq int64, limit int) ([]tasks.Event, bool, error)
+	EventsFrom(ctx context.Context, p auth.Principal, wsID, id string, c tasks.Cursor, limit int) ([]tasks.Event, bool, error)
 	Diff(ctx context.Context, p auth.Principal, wsID, id string) ([]byte, error)
 	Transcript(ctx context.Context, p auth.Principal, wsID, id string) (io.ReadCloser, error)
 	SetCredential(ctx context.Context, p auth.Principal, scope, owner, kind, value string) error
@@ -250,6 +252,15 @@ func (s *Server) taskTranscript(c *fiber.Ctx) error {
 	return c.SendStream(rc)
 }
 
+// streamCoalesce is how long a task stream gathers events before writing
+// them: well under what a person notices, and it spares a busy server a
+// wake-up and a write per event and viewer.
+const streamCoalesce = 10 * time.Millisecond
+
+// taskStreamBuffer bounds a task viewer's queue; a viewer further behind
+// catches up from the transcript instead.
+const taskStreamBuffer = 16384
+
 // taskStream sends a task's events after ?after= (or Last-Event-ID on a
 // reconnect), then live ones as they come, each with its sequence number
 // as the event id; status changes re-render the summary. A viewer that
@@ -271,23 +282,22 @@ func (s *Server) taskStream(c *fiber.Ctx) error {
 	sseHeaders(c)
 	ctx := s.Streams
 	c.Context().SetBodyStreamWriter(fasthttp.StreamWriter(func(bw *bufio.Writer) {
-		sub := s.Bus.Subscribe(tasks.TopicTask(id), 1024)
+		sub := s.Bus.Subscribe(tasks.TopicTask(id), taskStreamBuffer)
 		defer sub.Close()
 		if sseOpen(bw) != nil {
 			return
 		}
 		sw := &sseWriter{w: bw}
-		last := after
+		last, lastEnd := after, int64(0)
 		send := func(e tasks.Event) {
 			if sw.err == nil {
-				_, sw.err = bw.WriteString("id: " + strconv.FormatInt(e.Seq, 10) + "\n")
+				_, sw.err = bw.Write(s.eventFrame(id, e))
 			}
-			sw.html("ev", taskview.EventItem(e))
-			last = e.Seq
+			last, lastEnd = e.Seq, e.End
 		}
 		catchUp := func() bool {
 			for {
-				evs, more, err := s.Tasks.Events(ctx, p, w.ID, id, last, 500)
+				evs, more, err := s.Tasks.EventsFrom(ctx, p, w.ID, id, tasks.Cursor{Seq: last, Pos: lastEnd}, 500)
 				if err != nil {
 					return false
 				}
@@ -320,6 +330,30 @@ func (s *Server) taskStream(c *fiber.Ctx) error {
 		if err != nil || !status(t) {
 			return
 		}
+		// handle writes one bus message; false ends the stream.
+		handle := func(msg any) bool {
+			u, ok := msg.(tasks.Update)
+			switch {
+			case !ok:
+			case u.Event != nil:
+				if u.Event.Seq <= last {
+					return true
+				}
+				if u.Event.Seq > last+1 {
+					// A gap: read what was missed from the transcript.
+					if !catchUp() {
+						return false
+					}
+					if u.Event.Seq <= last {
+						return true
+					}
+				}
+				send(*u.Event)
+			case u.Task != nil:
+				return status(*u.Task)
+			}
+			return sw.err == nil
+		}
 		tick := time.NewTicker(heartbeatEvery)
 		defer tick.Stop()
 		for {
@@ -332,40 +366,93 @@ func (s *Server) taskStream(c *fiber.Ctx) error {
 					return
 				}
 			case msg := <-sub.C():
-				if sub.Lagged() && !catchUp() {
+				// Events come in bursts: gather what arrives in a short
+				// window and write it at once, rather than wake and write
+				// per event for every viewer.
+				time.Sleep(streamCoalesce)
+				for more := true; more; {
+					if sub.Lagged() && !catchUp() {
+						return
+					}
+					if !handle(msg) {
+						return
+					}
+					select {
+					case msg = <-sub.C():
+					default:
+						more = false
+					}
+				}
+				if sw.flush() != nil {
 					return
-				}
-				u, ok := msg.(tasks.Update)
-				if !ok {
-					continue
-				}
-				switch {
-				case u.Event != nil:
-					if u.Event.Seq <= last {
-						continue
-					}
-					if u.Event.Seq > last+1 {
-						// A gap: read what was missed from the transcript.
-						if !catchUp() {
-							return
-						}
-						if u.Event.Seq <= last {
-							continue
-						}
-					}
-					send(*u.Event)
-					if sw.flush() != nil {
-						return
-					}
-				case u.Task != nil:
-					if !status(*u.Task) {
-						return
-					}
 				}
 			}
 		}
 	}))
 	return nil
+}
+
+// eventCacheSize is how many rendered events eventHTML keeps: a burst's
+// worth, so every viewer of a busy task reuses what the first rendered.
+const eventCacheSize = 4096
+
+// eventCache keeps task events as rendered HTML. An event renders the
+// same for every viewer, so ten viewers of a task cost one render.
+type eventCache struct {
+	mu    sync.Mutex
+	m     map[string][]byte
+	order []string // ring of keys, oldest at next
+	next  int
+}
+
+func (c *eventCache) get(k string) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.m[k]
+	return b, ok
+}
+
+func (c *eventCache) put(k string, b []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string][]byte, eventCacheSize)
+		c.order = make([]string, eventCacheSize)
+	}
+	if _, ok := c.m[k]; ok {
+		return
+	}
+	if old := c.order[c.next]; old != "" {
+		delete(c.m, old)
+	}
+	c.order[c.next] = k
+	c.next = (c.next + 1) % eventCacheSize
+	c.m[k] = b
+}
+
+// eventFrame is one event of a task as its stream sends it (id, name
+// and rendered HTML, framed), made once for all its viewers.
+func (s *Server) eventFrame(taskID string, e tasks.Event) []byte {
+	key := taskID + "/" + strconv.FormatInt(e.Seq, 10)
+	if b, ok := s.events.get(key); ok {
+		return b
+	}
+	v, _, _ := s.renders.Do("ev|"+key, func() (any, error) {
+		var html bytes.Buffer
+		if err := taskview.EventItem(e).Render(context.Background(), &html); err != nil {
+			s.Log.Warn("render task event", "task", taskID, "seq", e.Seq, "err", err)
+		}
+		var frame bytes.Buffer
+		frame.Grow(html.Len() + 64)
+		frame.WriteString("id: ")
+		frame.WriteString(strconv.FormatInt(e.Seq, 10))
+		frame.WriteByte('\n')
+		appendEvent(&frame, "ev", html.Bytes())
+		b := frame.Bytes()
+		s.events.put(key, b)
+		return b, nil
+	})
+	return v.([]byte)
 }
 
 // taskList is the global list across workspaces.

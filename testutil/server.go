@@ -140,9 +140,15 @@ func (s *Server) Restart(t testing.TB) *Server {
 // so tests leave the engine as they found it. It opens its own store and
 // engine client: the app may have been shut down already.
 func (s *Server) removeContainers(t testing.TB) {
+	removeContainersOf(s.App.Config.DatabaseURL, s.App.Config.DockerHost)
+}
+
+// removeContainersOf deletes the containers of the workspaces stored in
+// the database at databaseURL.
+func removeContainersOf(databaseURL, dockerHost string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	st, err := store.Open(ctx, s.App.Config.DatabaseURL)
+	st, err := store.Open(ctx, databaseURL)
 	if err != nil {
 		return
 	}
@@ -155,7 +161,7 @@ func (s *Server) removeContainers(t testing.TB) {
 	for _, w := range all {
 		ids[w.ID] = true
 	}
-	eng, err := engine.New(engine.Options{Host: s.App.Config.DockerHost})
+	eng, err := engine.New(engine.Options{Host: dockerHost})
 	if err != nil {
 		return
 	}

@@ -75,6 +75,13 @@ func (c *stmtCache) get(ctx context.Context, db *sql.DB, query string) *sql.Stmt
 	return st
 }
 
+// peek returns query's statement if it is prepared already.
+func (c *stmtCache) peek(query string) *sql.Stmt {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.m[query]
+}
+
 func (c *stmtCache) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -102,9 +109,22 @@ func (s *sqlStore) QueryCount() int64 { return s.queries.Load() }
 // (statements inside one are rare and short-lived), or nil.
 func (s *sqlStore) stmt(ctx context.Context, query string) *sql.Stmt {
 	if s.tx != nil {
+		// Inside a transaction only statements prepared before it are
+		// used: preparing now could wait for the connection the
+		// transaction holds (a one-connection pool would deadlock).
+		if st := s.stmts.peek(query); st != nil {
+			return s.tx.StmtContext(ctx, st)
+		}
 		return nil
 	}
 	return s.stmts.get(ctx, s.db, query)
+}
+
+// prepare caches query's statement ahead of a transaction that uses it.
+func (s *sqlStore) prepare(ctx context.Context, query string) {
+	if s.tx == nil {
+		s.stmts.get(ctx, s.db, s.d.rebind(query))
+	}
 }
 
 func (s *sqlStore) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {

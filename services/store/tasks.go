@@ -417,30 +417,42 @@ func (s *sqlStore) TaskTotals(ctx context.Context, f TaskTotalsFilter) (TaskTota
 	return t, s.fail("task totals", err)
 }
 
-// AppendTaskEvents stores a batch of event index rows in one transaction.
+// taskEventChunk is how many rows one prepared insert writes.
+const taskEventChunk = 64
+
+const taskEventRow = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+var (
+	insertTaskEvent      = `INSERT INTO task_events (task_id, seq, at, type, subtype, tool, summary, is_error, pos, size) VALUES ` + taskEventRow
+	insertTaskEventChunk = `INSERT INTO task_events (task_id, seq, at, type, subtype, tool, summary, is_error, pos, size) VALUES ` +
+		taskEventRow + strings.Repeat(", "+taskEventRow, taskEventChunk-1)
+)
+
+// AppendTaskEvents stores a batch of event index rows in one transaction,
+// with two prepared statements (a full chunk and one row): the index
+// grows by thousands of rows a second while a task streams.
 func (s *sqlStore) AppendTaskEvents(ctx context.Context, events []TaskEvent) error {
 	const op = "append task events"
 	if len(events) == 0 {
 		return nil
 	}
+	if len(events) >= taskEventChunk {
+		s.prepare(ctx, insertTaskEventChunk)
+	}
+	s.prepare(ctx, insertTaskEvent)
 	return s.Tx(ctx, func(tx Store) error {
 		ts := tx.(*sqlStore)
-		// Multi-row inserts: one statement per chunk, not per event.
-		const cols = 10
-		const chunk = 50
+		args := make([]any, 0, 10*taskEventChunk)
 		for len(events) > 0 {
-			n := min(len(events), chunk)
-			var b strings.Builder
-			b.WriteString(`INSERT INTO task_events (task_id, seq, at, type, subtype, tool, summary, is_error, pos, size) VALUES `)
-			args := make([]any, 0, n*cols)
-			for i, e := range events[:n] {
-				if i > 0 {
-					b.WriteString(", ")
-				}
-				b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			n, q := 1, insertTaskEvent
+			if len(events) >= taskEventChunk {
+				n, q = taskEventChunk, insertTaskEventChunk
+			}
+			args = args[:0]
+			for _, e := range events[:n] {
 				args = append(args, e.TaskID, e.Seq, ts.ts(e.At), e.Type, e.Subtype, e.Tool, e.Summary, e.IsError, e.Pos, e.Size)
 			}
-			if _, err := ts.exec(ctx, b.String(), args...); err != nil {
+			if _, err := ts.exec(ctx, q, args...); err != nil {
 				return ts.fail(op, err)
 			}
 			events = events[n:]

@@ -91,9 +91,19 @@ func explain(subtype, text string, now time.Time) (kind, msg string) {
 	return KindCLI, "Claude Code failed: " + line
 }
 
-// firstLine is s's first non-empty line, cut to a readable length.
+// firstLine is s's first non-empty line, cut to a readable length. It
+// looks no further than it must: s may be a tool's megabytes of output.
 func firstLine(s string) string {
-	for _, l := range strings.Split(s, "\n") {
+	for s != "" {
+		l := s
+		if i := strings.IndexByte(s, '\n'); i >= 0 {
+			l, s = s[:i], s[i+1:]
+		} else {
+			s = ""
+		}
+		if len(l) > 4*300 {
+			l = l[:4*300]
+		}
 		if l = strings.TrimSpace(l); l != "" {
 			return truncate(l, 300)
 		}

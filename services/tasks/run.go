@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -27,6 +28,9 @@ import (
 type Event struct {
 	Seq int64
 	At  time.Time
+	// End is the byte of the transcript right after the line: where a
+	// viewer catching up resumes.
+	End int64
 	streamjson.Event
 }
 
@@ -51,6 +55,12 @@ type run struct {
 	git   gitwork.Runner
 	repo  bool
 	spool *os.File
+
+	// The transcript is written through a buffer: one write per line was
+	// most of the ingest's time. smu guards it; flushSpool empties it
+	// (every flushEvery, and before anyone reads the spool).
+	smu sync.Mutex
+	sw  *bufio.Writer
 
 	cancelOnce sync.Once
 	cancelled  chan struct{}
@@ -260,17 +270,7 @@ func (r *run) stream(ctx context.Context, ex *engine.Exec) {
 	go func() { defer wg.Done(); why = r.watch(ctx, done) }()
 	go func() { defer wg.Done(); r.flushLoop(done) }()
 
-	rd := streamjson.NewReader(pr, maxLine)
-	for {
-		ev, err := rd.Next()
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				r.stderr.WriteString("\n[reading the CLI's output: " + err.Error() + "]")
-			}
-			break
-		}
-		r.ingest(ev)
-	}
+	r.readAll(pr)
 	_ = pr.Close()
 	<-copied
 	close(done)
@@ -287,6 +287,59 @@ func (r *run) stream(ctx context.Context, ex *engine.Exec) {
 	r.flush(bg)
 	r.decide(why)
 	r.finish(bg)
+}
+
+// readAll ingests every line the CLI prints until its output ends.
+func (r *run) readAll(out io.Reader) {
+	rd := streamjson.NewReader(out, maxLine)
+	for {
+		ev, err := rd.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				r.stderr.WriteString("\n[reading the CLI's output: " + err.Error() + "]")
+			}
+			return
+		}
+		r.ingest(ev)
+	}
+}
+
+// Replay ingests a transcript as if the CLI of a queued task printed it:
+// every line is parsed, kept and published, then the task is wrapped up
+// from its result. It serves imports of transcripts and the benchmarks of
+// the ingest path; nothing runs in a container.
+func (s *Service) Replay(ctx context.Context, id string, transcript io.Reader) (store.Task, error) {
+	t, err := s.d.Store.GetTask(ctx, id)
+	if err != nil {
+		return store.Task{}, err
+	}
+	if t.Status != store.TaskQueued {
+		return t, ErrFinished
+	}
+	r := &run{s: s, t: t, opts: DecodeOptions(t.Options), cancelled: make(chan struct{})}
+	s.mu.Lock()
+	s.running[t.ID] = r
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.running, t.ID)
+		s.mu.Unlock()
+	}()
+	if r.spool, err = os.OpenFile(s.spoolPath(t.ID), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640); err != nil {
+		return t, err
+	}
+	now := time.Now().UTC()
+	r.t.Status, r.t.StartedAt, r.t.TranscriptKey = store.TaskRunning, &now, transcriptKey(t.ID)
+	done := make(chan struct{})
+	flushed := make(chan struct{})
+	go func() { defer close(flushed); r.flushLoop(done) }()
+	r.readAll(transcript)
+	close(done)
+	<-flushed
+	r.flush(ctx)
+	r.decide(stopNone)
+	r.finish(ctx)
+	return r.t, nil
 }
 
 // stopReason is why a run was stopped from outside, if it was.
@@ -375,13 +428,11 @@ func (r *run) ingest(ev streamjson.Event) {
 	r.mu.Lock()
 	r.seq++
 	seq, pos := r.seq, r.pos
-	r.pos += int64(len(line))
+	r.pos += int64(len(line)) + 1
 	r.mu.Unlock()
-	if _, err := r.spool.Write(line); err != nil {
-		r.s.log.Warn("write transcript", "task", r.t.ID, "err", err)
-	}
+	r.writeSpool(line)
 	at := time.Now().UTC()
-	row := store.TaskEvent{TaskID: r.t.ID, Seq: seq, At: at, Type: ev.Type, Subtype: ev.Subtype, Pos: pos, Size: int64(len(line))}
+	row := store.TaskEvent{TaskID: r.t.ID, Seq: seq, At: at, Type: ev.Type, Subtype: ev.Subtype, Pos: pos, Size: int64(len(line)) + 1}
 	row.Tool, row.Summary, row.IsError = summarize(ev)
 	r.mu.Lock()
 	r.pending = append(r.pending, row)
@@ -411,16 +462,17 @@ func (r *run) ingest(ev streamjson.Event) {
 		}
 	}
 	r.t.Events = seq
-	e := &Event{Seq: seq, At: at, Event: ev}
+	e := &Event{Seq: seq, At: at, End: pos + int64(len(line)) + 1, Event: ev}
 	r.s.d.Bus.Publish(TopicTask(r.t.ID), Update{Event: e})
 	if changed {
 		r.s.publish(r.t)
 	}
 }
 
-// transcriptLine is what the transcript keeps of an event: the CLI's line
-// as it was, or, for lines that were not JSON or were too long to keep, a
-// JSON record saying so, so the transcript stays one JSON object a line.
+// transcriptLine is what the transcript keeps of an event, without its
+// newline: the CLI's line as it was, or, for lines that were not JSON or
+// were too long to keep, a JSON record saying so, so the transcript stays
+// one JSON object a line.
 func transcriptLine(ev streamjson.Event) []byte {
 	var b []byte
 	switch ev.Type {
@@ -431,8 +483,7 @@ func transcriptLine(ev streamjson.Event) []byte {
 	default:
 		b = bytes.TrimRight(ev.Raw, "\r\n")
 	}
-	out := make([]byte, 0, len(b)+1)
-	return append(append(out, b...), '\n')
+	return b
 }
 
 // Record types the transcript uses for lines it could not keep as they
@@ -480,7 +531,37 @@ func (r *run) flushLoop(done <-chan struct{}) {
 		case <-done:
 			return
 		case <-t.C:
+			r.flushSpool()
 			r.flush(context.Background())
+		}
+	}
+}
+
+// spoolBuffer is the transcript's write buffer.
+const spoolBuffer = 64 << 10
+
+func (r *run) writeSpool(line []byte) {
+	r.smu.Lock()
+	defer r.smu.Unlock()
+	if r.spool == nil {
+		return
+	}
+	if r.sw == nil {
+		r.sw = bufio.NewWriterSize(r.spool, spoolBuffer)
+	}
+	_, _ = r.sw.Write(line)
+	if err := r.sw.WriteByte('\n'); err != nil {
+		r.s.log.Warn("write transcript", "task", r.t.ID, "err", err)
+	}
+}
+
+// flushSpool writes out what the buffer holds.
+func (r *run) flushSpool() {
+	r.smu.Lock()
+	defer r.smu.Unlock()
+	if r.sw != nil {
+		if err := r.sw.Flush(); err != nil {
+			r.s.log.Warn("write transcript", "task", r.t.ID, "err", err)
 		}
 	}
 }
@@ -562,6 +643,7 @@ func (r *run) finish(ctx context.Context) {
 		cancel()
 	}
 	if r.spool != nil {
+		r.flushSpool()
 		_ = r.spool.Close()
 		if err := r.storeTranscript(ctx); err != nil {
 			s.log.Warn("store transcript", "task", t.ID, "err", err)
@@ -642,6 +724,15 @@ func (r *run) storeTranscript(ctx context.Context) error {
 // stamping its heartbeat. Their events so far are kept, the CLI (if still
 // there) is stopped, and the work is committed.
 func (s *Service) recoverOrphans(ctx context.Context, atStart bool) error {
+	orphans, err := s.orphans(ctx, atStart)
+	for _, t := range orphans {
+		s.recoverOne(ctx, t)
+	}
+	return err
+}
+
+// orphans finds the tasks recoverOrphans wraps up.
+func (s *Service) orphans(ctx context.Context, atStart bool) ([]store.Task, error) {
 	runner, stale := "", time.Now().Add(-staleAfter)
 	if atStart {
 		runner = s.d.Runner
@@ -651,19 +742,20 @@ func (s *Service) recoverOrphans(ctx context.Context, atStart bool) error {
 			stale = time.Now().Add(time.Hour)
 		}
 	}
-	orphans, err := s.d.Store.OrphanedTasks(ctx, runner, stale)
+	all, err := s.d.Store.OrphanedTasks(ctx, runner, stale)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	for _, t := range orphans {
+	var out []store.Task
+	for _, t := range all {
 		s.mu.Lock()
 		_, live := s.running[t.ID]
 		s.mu.Unlock()
 		if !live {
-			s.recoverOne(ctx, t)
+			out = append(out, t)
 		}
 	}
-	return nil
+	return out, nil
 }
 
 func (s *Service) recoverOne(ctx context.Context, t store.Task) {
@@ -687,9 +779,17 @@ func (s *Service) recoverOne(ctx context.Context, t store.Task) {
 				break
 			}
 			n++
-			if ev.Result != nil {
-				res := *ev.Result
-				r.result = &res
+			if ev.SessionID != "" {
+				r.t.SessionID = ev.SessionID
+			}
+			if ev.Init != nil && ev.Init.Model != "" {
+				r.t.Model = ev.Init.Model
+			}
+			if res := ev.Result; res != nil {
+				r.result = res
+				r.t.Turns, r.t.CostUSD, r.t.DurationMS = int64(res.NumTurns), res.TotalCostUSD, res.DurationMS
+				r.t.Usage = store.Usage{InputTokens: res.Usage.InputTokens, OutputTokens: res.Usage.OutputTokens,
+					CacheRead: res.Usage.CacheReadInputTokens, CacheWrite: res.Usage.CacheCreationInputTokens}
 			}
 		}
 		f.Close()

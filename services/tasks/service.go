@@ -274,13 +274,24 @@ func (s *Service) Totals(ctx context.Context, p auth.Principal, f store.TaskTota
 // Start begins working the queue and recovers tasks a previous life of
 // this process (or a dead replica) left running.
 func (s *Service) Start(ctx context.Context) error {
-	if err := s.recoverOrphans(ctx, true); err != nil {
-		s.log.Warn("recover interrupted tasks", "err", err)
+	// Found before the queue starts, so nothing claimed from now on is
+	// taken for an orphan.
+	orphans, err := s.orphans(ctx, true)
+	if err != nil {
+		s.log.Warn("find interrupted tasks", "err", err)
 	}
 	if err := s.q.start(ctx); err != nil {
 		return err
 	}
-	go s.housekeeping(ctx)
+	// Wrapping up an orphan takes engine calls (a kill, a commit): not
+	// something the server's start should wait for. Its workspace's queue
+	// waits meanwhile, since the orphan still counts as running.
+	go func() {
+		for _, t := range orphans {
+			s.recoverOne(ctx, t)
+		}
+		s.housekeeping(ctx)
+	}()
 	return nil
 }
 

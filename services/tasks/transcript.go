@@ -18,17 +18,29 @@ import (
 // MaxHistory bounds the events one Events call returns.
 const MaxHistory = 5000
 
+// Cursor is a position in a transcript: after event Seq, which ends at
+// byte Pos (0 when unknown: the index or a scan finds it).
+type Cursor struct {
+	Seq, Pos int64
+}
+
 // Events returns a task's events after seq afterSeq, in order, at most
 // limit (MaxHistory when 0 or more), and whether more follow.
 func (s *Service) Events(ctx context.Context, p auth.Principal, wsID, id string, afterSeq int64, limit int) ([]Event, bool, error) {
+	return s.EventsFrom(ctx, p, wsID, id, Cursor{Seq: afterSeq}, limit)
+}
+
+// EventsFrom is Events from a cursor: a viewer catching up names the
+// byte where its last event ended, and reading starts right there.
+func (s *Service) EventsFrom(ctx context.Context, p auth.Principal, wsID, id string, c Cursor, limit int) ([]Event, bool, error) {
 	t, err := s.Get(ctx, p, wsID, id)
 	if err != nil {
 		return nil, false, err
 	}
-	return s.events(ctx, t, afterSeq, limit)
+	return s.events(ctx, t, c, limit)
 }
 
-func (s *Service) events(ctx context.Context, t store.Task, afterSeq int64, limit int) ([]Event, bool, error) {
+func (s *Service) events(ctx context.Context, t store.Task, c Cursor, limit int) ([]Event, bool, error) {
 	if limit <= 0 || limit > MaxHistory {
 		limit = MaxHistory
 	}
@@ -40,20 +52,28 @@ func (s *Service) events(ctx context.Context, t store.Task, afterSeq int64, limi
 		return nil, false, err
 	}
 	defer rc.Close()
-	// The index says where each line starts and when it came.
-	idx, err := s.d.Store.ListTaskEvents(ctx, t.ID, afterSeq, limit+1)
-	if err != nil {
-		return nil, false, err
+	// Without a byte position, the index says where the line after
+	// c.Seq starts (and when it came).
+	seq, pos := int64(0), int64(0)
+	start := c.Pos
+	var at map[int64]time.Time
+	if start == 0 && c.Seq > 0 {
+		idx, err := s.d.Store.ListTaskEvents(ctx, t.ID, c.Seq, limit+1)
+		if err != nil {
+			return nil, false, err
+		}
+		at = make(map[int64]time.Time, len(idx))
+		for _, e := range idx {
+			at[e.Seq] = e.At
+		}
+		if len(idx) > 0 && idx[0].Seq == c.Seq+1 {
+			start = idx[0].Pos
+		}
 	}
-	at := make(map[int64]time.Time, len(idx))
-	for _, e := range idx {
-		at[e.Seq] = e.At
-	}
-	seq := int64(0)
-	if len(idx) > 0 && idx[0].Seq == afterSeq+1 {
+	if start > 0 || c.Seq == 0 {
 		if sk, ok := rc.(io.Seeker); ok {
-			if _, err := sk.Seek(idx[0].Pos, io.SeekStart); err == nil {
-				seq = afterSeq
+			if _, err := sk.Seek(start, io.SeekStart); err == nil {
+				seq, pos = c.Seq, start
 			}
 		}
 	}
@@ -68,18 +88,28 @@ func (s *Service) events(ctx context.Context, t store.Task, afterSeq int64, limi
 			return out, false, err
 		}
 		seq++
-		if seq <= afterSeq {
+		// Transcript lines are one JSON object and a newline each.
+		pos += int64(ev.Size) + 1
+		if seq <= c.Seq {
 			continue
 		}
 		if len(out) == limit {
 			return out, true, nil
 		}
-		out = append(out, Event{Seq: seq, At: at[seq], Event: fromRecord(ev)})
+		at := at[seq]
+		out = append(out, Event{Seq: seq, At: at, End: pos, Event: fromRecord(ev)})
 	}
 }
 
 // openTranscript opens a running task's spool, or the stored transcript.
 func (s *Service) openTranscript(ctx context.Context, t store.Task) (io.ReadCloser, error) {
+	s.mu.Lock()
+	r := s.running[t.ID]
+	s.mu.Unlock()
+	if r != nil {
+		// Whatever has been published must be readable.
+		r.flushSpool()
+	}
 	if f, err := os.Open(s.spoolPath(t.ID)); err == nil {
 		return f, nil
 	}

@@ -3,6 +3,7 @@ package fakeanthropic
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -179,4 +180,16 @@ func signalCLI(t testing.TB, name, sig string) {
 	if err != nil {
 		t.Fatalf("signal %s: %v\n%s", sig, err, out)
 	}
+}
+
+func sessionID(t testing.TB, stdout []byte) string {
+	t.Helper()
+	line, _, _ := bytes.Cut(stdout, []byte("\n"))
+	var ev struct {
+		SessionID string `json:"session_id"`
+	}
+	if err := json.Unmarshal(line, &ev); err != nil || ev.SessionID == "" {
+		t.Fatalf("no session_id in the first line %q: %v", line, err)
+	}
+	return ev.SessionID
 }

@@ -1,9 +1,9 @@
+//go:build clitools
+
 package fakeanthropic
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,12 +12,9 @@ import (
 )
 
 // TestRecordStreamJSON refreshes the stream-json recordings that the
-// parser's tests read. It is a tool, not a check, so it runs only when
-// asked: AICODE_RECORD_STREAMJSON=1 go test ./testutil/fakeanthropic -run TestRecordStreamJSON -v
+// parser's tests read. It is a tool, not a check, so it is built only
+// when asked: go test -tags clitools ./testutil/fakeanthropic -run TestRecordStreamJSON -v
 func TestRecordStreamJSON(t *testing.T) {
-	if os.Getenv("AICODE_RECORD_STREAMJSON") == "" {
-		t.Skip("set AICODE_RECORD_STREAMJSON=1 to re-record services/tasks/streamjson/testdata")
-	}
 	dir := filepath.Join("..", "..", "services", "tasks", "streamjson", "testdata")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -154,16 +151,4 @@ func TestRecordStreamJSON(t *testing.T) {
 			Text("Done."))
 	})
 	t.Run("sigterm_streaming", func(t *testing.T) { signal(t, "sigterm_streaming.jsonl", "TERM", slow) })
-}
-
-func sessionID(t testing.TB, stdout []byte) string {
-	t.Helper()
-	line, _, _ := bytes.Cut(stdout, []byte("\n"))
-	var ev struct {
-		SessionID string `json:"session_id"`
-	}
-	if err := json.Unmarshal(line, &ev); err != nil || ev.SessionID == "" {
-		t.Fatalf("no session_id in the first line %q: %v", line, err)
-	}
-	return ev.SessionID
 }

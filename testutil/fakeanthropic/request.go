@@ -17,7 +17,11 @@ const (
 	// KindSide is a Messages request without tools (titles, summaries,
 	// quota checks), answered with a short generic text so it never
 	// consumes a scripted turn.
-	KindSide        Kind = "side"
+	KindSide Kind = "side"
+	// KindCompact is the CLI asking for a summary of the conversation when
+	// the context is nearly full. It carries the tools like a main request,
+	// so it is told apart by its instructions and answered with a summary.
+	KindCompact     Kind = "compact"
 	KindCountTokens Kind = "count_tokens"
 	KindModels      Kind = "models"
 	KindProbe       Kind = "probe" // HEAD/GET connectivity checks
@@ -46,7 +50,7 @@ type Request struct {
 
 	// Turn is the index of the scripted turn that answered a main request
 	// under WithTurns; -1 when no scripted turn was left (the server then
-	// answered a generic text), or for other kinds.
+	// answered a generic text) and for other kinds; 0 under WithScript.
 	Turn int
 
 	// Status is the HTTP status the server chose (200 for streams even if
@@ -171,6 +175,24 @@ func (r Request) Step() int {
 		}
 	}
 	return n
+}
+
+// isCompaction recognises the CLI's summarisation request: its last user
+// message asks for an <analysis> and a <summary> block and no tool calls.
+func (r Request) isCompaction() bool {
+	if len(r.Messages) == 0 {
+		return false
+	}
+	m := r.Messages[len(r.Messages)-1]
+	if m.Role != "user" {
+		return false
+	}
+	for _, c := range m.Content {
+		if c.Type == "text" && strings.Contains(c.Text, "<summary>") && strings.Contains(c.Text, "Do NOT call any tools") {
+			return true
+		}
+	}
+	return false
 }
 
 func isReminder(s string) bool {

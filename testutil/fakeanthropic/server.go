@@ -2,6 +2,23 @@
 // API, good enough for the real claude CLI to run an agent loop against it:
 // streamed SSE answers, tool calls, documented error shapes, and a record
 // of every request so tests can assert on what the CLI sent.
+//
+//	srv := fakeanthropic.New(t, fakeanthropic.WithTurns(
+//		fakeanthropic.Blocks(fakeanthropic.ToolUse("Write", map[string]string{
+//			"file_path": "/workspace/a.txt", "content": "hi\n"})),
+//		fakeanthropic.Text("Done."),
+//	))
+//	// run `claude -p …` with ANTHROPIC_BASE_URL=srv.URL(),
+//	// ANTHROPIC_API_KEY=anything, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1
+//	// and CLAUDE_CODE_MAX_RETRIES=0 (errors are otherwise retried for minutes);
+//	// a container reaches 127.0.0.1 with --network host.
+//	// Then srv.MainRequests()[1].ToolResults() holds what the Write tool
+//	// returned to the model.
+//
+// Main requests (those offering tools) take the scripted turns; side
+// requests and the CLI's compaction requests get generic answers so they
+// never shift the script. See services/tasks/streamjson/testdata/FACTS.md
+// for what the CLI sends.
 package fakeanthropic
 
 import (
@@ -245,10 +262,15 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request) {
 }
 
 func (s *Server) messages(w http.ResponseWriter, hr *http.Request, req Request) {
-	main := s.isMain(req)
-	req.Kind = KindSide
-	if main {
+	compact := req.isCompaction()
+	main := !compact && s.isMain(req)
+	switch {
+	case compact:
+		req.Kind = KindCompact
+	case main:
 		req.Kind = KindMain
+	default:
+		req.Kind = KindSide
 	}
 	if s.refuseAuth(w, &req) {
 		return
@@ -271,6 +293,8 @@ func (s *Server) messages(w http.ResponseWriter, hr *http.Request, req Request) 
 			turn = script(req)
 			req.Turn = 0
 		}
+	} else if compact {
+		turn = Text("<analysis>\nThe user asked for work in the workspace; the conversation so far is summarised below.\n</analysis>\n\n<summary>\n1. Primary Request and Intent:\n   Summarised by fakeanthropic.\n</summary>")
 	} else if s.side != nil {
 		turn = s.side(req)
 	} else {
@@ -282,15 +306,14 @@ func (s *Server) messages(w http.ResponseWriter, hr *http.Request, req Request) 
 		status = turn.Error.Status
 	}
 	seq := s.record(req, status)
-	if s.log {
-		s.tb.Logf("fakeanthropic #%d %s %s kind=%s model=%s msgs=%d tools=%d status=%d",
-			seq, req.Method, req.Path, req.Kind, req.Model, len(req.Messages), len(req.Tools), status)
-	}
 
 	if turn.Hang {
 		select {
 		case <-hr.Context().Done():
 		case <-s.closed:
+			// Cut the connection rather than answer an empty 200, which a
+			// client could take for a (broken) message.
+			panic(http.ErrAbortHandler)
 		}
 		return
 	}
@@ -328,6 +351,10 @@ func (s *Server) record(req Request, status int) int {
 	defer s.mu.Unlock()
 	req.Seq = len(s.reqs) + 1
 	req.Status = status
+	if s.log {
+		s.tb.Logf("fakeanthropic #%d %s %s kind=%s model=%s stream=%v msgs=%d tools=%d status=%d",
+			req.Seq, req.Method, req.Path, req.Kind, req.Model, req.Stream, len(req.Messages), len(req.Tools), status)
+	}
 	s.reqs = append(s.reqs, req)
 	close(s.changed)
 	s.changed = make(chan struct{})

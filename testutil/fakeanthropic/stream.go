@@ -96,7 +96,7 @@ func (s *Server) stream(w http.ResponseWriter, ctx context.Context, m message, t
 				return false
 			case <-s.closed:
 				timer.Stop()
-				return false
+				panic(http.ErrAbortHandler) // a closed server breaks the stream
 			}
 		}
 		if t.DropAfter > 0 && events >= t.DropAfter {

@@ -25,8 +25,9 @@ const (
 type Reader struct {
 	br      *bufio.Reader
 	maxLine int
-	line    []byte // the line being assembled when it spans buffer refills
+	line    []byte // a line being assembled across buffer refills
 	wire    wireEvent
+	intern  map[string]string
 }
 
 // NewReader reads events from r. Lines longer than maxLine bytes are
@@ -36,7 +37,7 @@ func NewReader(r io.Reader, maxLine int) *Reader {
 	if maxLine <= 0 {
 		maxLine = DefaultMaxLine
 	}
-	return &Reader{br: bufio.NewReaderSize(r, readBufferSize), maxLine: maxLine}
+	return &Reader{br: bufio.NewReaderSize(r, readBufferSize), maxLine: maxLine, intern: map[string]string{}}
 }
 
 // Next returns the next event, or io.EOF after the last one. A final line
@@ -120,12 +121,17 @@ func (r *Reader) readLine() ([]byte, int, error) {
 		if lastByte == '\r' {
 			size--
 		}
+		// The assembled slice is handed over (or dropped): lines this
+		// long are rare, and keeping their buffer would pin its memory.
 		out := r.line[:min(len(r.line), size)]
-		if size > r.maxLine && len(out) > OversizedPrefix {
+		r.line = nil
+		switch {
+		case size > r.maxLine && len(out) > OversizedPrefix:
 			out = append([]byte(nil), out[:OversizedPrefix]...)
-		} else {
-			// Hand the assembled slice over: the Event owns it now.
-			r.line = nil
+		case cap(out) > len(out)+len(out)/4:
+			// append's growth can leave up to twice the line's size
+			// behind it; a stored event should not pin that either.
+			out = append([]byte(nil), out...)
 		}
 		return out, size, nil
 	}
@@ -153,6 +159,19 @@ func (r *Reader) parse(raw []byte) Event {
 		}
 		return ev
 	}
+	w := &r.wire
+	*w = wireEvent{}
+	if fastDecode(raw, w, r.intern) {
+		w.fill(&ev)
+		return ev
+	}
+	return r.parseSlow(raw)
+}
+
+// parseSlow decodes a JSON object line with encoding/json: the reference
+// behaviour the fast path must match.
+func (r *Reader) parseSlow(raw []byte) Event {
+	ev := Event{Raw: raw, Size: len(raw)}
 	w := &r.wire
 	*w = wireEvent{}
 	err := json.Unmarshal(raw, w)

@@ -63,6 +63,10 @@ type wireEvent struct {
 
 	// stream_event
 	Event *wireStreamEvent `json:"event"`
+
+	// MessageText is "message" when it is a string (system notices); only
+	// the fast path fills it, encoding/json's path repairs it afterwards.
+	MessageText string `json:"-"`
 }
 
 type wireMessage struct {
@@ -75,25 +79,31 @@ type wireMessage struct {
 }
 
 type wireStreamEvent struct {
-	Type         string `json:"type"`
-	Index        int    `json:"index"`
-	ContentBlock *struct {
-		Type string `json:"type"`
-		ID   string `json:"id"`
-		Name string `json:"name"`
-	} `json:"content_block"`
-	Delta *struct {
-		Type        string `json:"type"`
-		Text        string `json:"text"`
-		Thinking    string `json:"thinking"`
-		PartialJSON string `json:"partial_json"`
-		StopReason  string `json:"stop_reason"`
-	} `json:"delta"`
-	Message *struct {
-		ID    string `json:"id"`
-		Model string `json:"model"`
-		Usage *Usage `json:"usage"`
-	} `json:"message"`
+	Type         string         `json:"type"`
+	Index        int            `json:"index"`
+	ContentBlock *streamBlock   `json:"content_block"`
+	Delta        *streamDelta   `json:"delta"`
+	Message      *streamMessage `json:"message"`
+	Usage        *Usage         `json:"usage"`
+}
+
+type streamBlock struct {
+	Type string `json:"type"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+type streamDelta struct {
+	Type        string `json:"type"`
+	Text        string `json:"text"`
+	Thinking    string `json:"thinking"`
+	PartialJSON string `json:"partial_json"`
+	StopReason  string `json:"stop_reason"`
+}
+
+type streamMessage struct {
+	ID    string `json:"id"`
+	Model string `json:"model"`
 	Usage *Usage `json:"usage"`
 }
 
@@ -113,7 +123,7 @@ func (w *wireEvent) fill(ev *Event) {
 			ev.Retry = &Retry{Attempt: w.Attempt, MaxRetries: w.MaxRetries, RetryDelayMS: w.RetryDelayMS,
 				ErrorStatus: w.ErrorStatus, Error: looseString(w.Error)}
 		default:
-			ev.System = &System{Status: w.Status, ToolName: w.ToolName, ToolUseID: w.ToolUseID}
+			ev.System = &System{Status: w.Status, Message: w.MessageText, ToolName: w.ToolName, ToolUseID: w.ToolUseID}
 		}
 	case "assistant", "user":
 		if m := w.Message; m != nil {
@@ -189,6 +199,7 @@ type wireBlock struct {
 	ToolUseID string          `json:"tool_use_id"`
 	Content   toolContent     `json:"content"`
 	IsError   bool            `json:"is_error"`
+	raw       json.RawMessage // unknown types; filled by the fast path
 }
 
 func knownBlock(t string) bool {
@@ -201,7 +212,7 @@ func knownBlock(t string) bool {
 
 func (w *wireBlock) block() Block {
 	b := Block{Type: w.Type, Text: w.Text, ID: w.ID, Name: w.Name, Input: w.Input,
-		ToolUseID: w.ToolUseID, Content: string(w.Content), IsError: w.IsError}
+		ToolUseID: w.ToolUseID, Content: string(w.Content), IsError: w.IsError, Raw: w.raw}
 	if w.Type == "thinking" {
 		b.Text = w.Thinking
 	}
@@ -269,6 +280,7 @@ func repairMessage(raw []byte, ev *Event) bool {
 	}
 	switch firstByte(outer.Message) {
 	case '"':
+		ev.Message = nil // encoding/json left an empty one behind
 		if ev.System != nil {
 			ev.System.Message = looseString(outer.Message)
 		}

@@ -128,7 +128,7 @@ func prettyJSON(raw []byte) string {
 
 // maxShown bounds a block of text shown inline; the whole of it is in the
 // transcript download.
-const maxShown = 20_000
+const maxShown = 10_000
 
 func clip(s string) (string, bool) {
 	if len(s) <= maxShown {
