@@ -95,6 +95,24 @@ var authzTable = map[string]expect{
 	"POST /admin/users/:uid/password": {admin: ok2, member: forbid2, viewer: forbid2,
 		formValues: url.Values{"password": {"short"}}},
 	"GET /admin/audit": {admin: ok2, member: forbid2, viewer: forbid2},
+	// Tasks: read like a terminal is watched, queued and stopped like one
+	// is typed into; credentials by whoever manages the workspace, or the
+	// user themselves (viewers run nothing).
+	"GET /tasks":                                {admin: ok2, member: ok2, viewer: ok2},
+	"GET /workspaces/:id/tasks":                 {admin: ok2, member: [2]string{"ok", "404"}, viewer: [2]string{"ok", "403"}},
+	"POST /workspaces/:id/tasks":                {admin: ok2, member: [2]string{"ok", "404"}, viewer: forbid2, formValues: url.Values{"prompt": {""}}},
+	"GET /workspaces/:id/tasks/:tid":            {admin: ok2, member: [2]string{"ok", "404"}, viewer: [2]string{"ok", "403"}},
+	"GET /workspaces/:id/tasks/:tid/stream":     {admin: ok2, member: [2]string{"ok", "404"}, viewer: [2]string{"ok", "403"}},
+	"GET /workspaces/:id/tasks/:tid/diff":       {admin: ok2, member: [2]string{"ok", "404"}, viewer: [2]string{"ok", "403"}},
+	"GET /workspaces/:id/tasks/:tid/transcript": {admin: ok2, member: [2]string{"ok", "404"}, viewer: [2]string{"ok", "403"}},
+	"POST /workspaces/:id/tasks/:tid/cancel":    {admin: ok2, member: [2]string{"ok", "404"}, viewer: forbid2},
+	"POST /workspaces/:id/tasks/:tid/retry":     {admin: ok2, member: [2]string{"ok", "404"}, viewer: forbid2},
+	"POST /workspaces/:id/claude": {admin: ok2, member: [2]string{"ok", "404"}, viewer: forbid2,
+		formValues: url.Values{"kind": {"api_key"}, "value": {"short"}}},
+	"POST /workspaces/:id/claude/delete": {admin: ok2, member: [2]string{"ok", "404"}, viewer: forbid2},
+	"POST /account/claude": {admin: ok2, member: ok2, viewer: forbid2,
+		formValues: url.Values{"kind": {"api_key"}, "value": {"short"}}},
+	"POST /account/claude/delete": {admin: ok2, member: ok2, viewer: forbid2},
 }
 
 type actor struct {
@@ -178,6 +196,14 @@ func TestAuthorizationTable(t *testing.T) {
 			p := strings.Replace(path, ":id", wsID, 1)
 			p = strings.Replace(p, ":uid", target, 1)
 			done := func() {}
+			if strings.Contains(p, "/tasks/:tid") {
+				// A finished task of the workspace (so retry has one to copy).
+				tk := store.Task{WorkspaceID: wsID, CreatedBy: target, Prompt: "authz", Status: store.TaskSucceeded}
+				if err := st.CreateTask(ctx, &tk); err != nil {
+					t.Fatal(err)
+				}
+				p = strings.Replace(p, ":tid", tk.ID, 1)
+			}
 			if strings.Contains(p, ":tid") {
 				sess, err := s.App.Console.Manager().Open(ctx, terminal.OpenSpec{WorkspaceID: wsID}, fakeShell)
 				if err != nil {

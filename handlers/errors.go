@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"aicode/services/auth"
+	"aicode/services/tasks"
 	"aicode/services/console"
 	"aicode/services/engine"
 	"aicode/services/terminal"
@@ -31,6 +32,7 @@ func classify(err error) (int, string, string) {
 		rateErr  *auth.RateLimitedError
 		engErr   *engine.Error
 		termRate *console.RateLimitedError
+		taskInv  *tasks.ErrInvalid
 	)
 	switch {
 	case errors.As(err, &fe):
@@ -59,6 +61,12 @@ func classify(err error) (int, string, string) {
 		return fiber.StatusConflict, "Too many terminals", sentence(err.Error()) + " Close one first."
 	case errors.Is(err, terminal.ErrBadName):
 		return fiber.StatusUnprocessableEntity, "Check the name", sentence(err.Error())
+	case errors.Is(err, tasks.ErrNotFound):
+		return fiber.StatusNotFound, "Task not found", "This task does not exist in this workspace."
+	case errors.Is(err, tasks.ErrFinished):
+		return fiber.StatusConflict, "Task finished", "The task has already finished."
+	case errors.As(err, &taskInv):
+		return fiber.StatusUnprocessableEntity, "Check your input", taskInv.Msg
 	case errors.Is(err, console.ErrNotRunning):
 		return fiber.StatusConflict, "Workspace not running", sentence(err.Error())
 	case errors.As(err, &termRate):
