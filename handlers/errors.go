@@ -13,9 +13,9 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"aicode/services/auth"
-	"aicode/services/tasks"
 	"aicode/services/console"
 	"aicode/services/engine"
+	"aicode/services/tasks"
 	"aicode/services/terminal"
 	"aicode/services/validation"
 	"aicode/services/workspace"
