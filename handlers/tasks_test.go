@@ -16,6 +16,7 @@ import (
 	"aicode/services/tasks"
 	"aicode/testutil"
 	"aicode/testutil/fakeanthropic"
+	"aicode/testutil/pgtest"
 )
 
 // taskEnv is a server whose workspaces use the default image (with the
@@ -431,4 +432,48 @@ echo '{"type":"result","subtype":"success","is_error":false,"num_turns":1,"resul
 			}
 		}
 	})
+}
+
+// The queue on PostgreSQL (production's database): River's database/sql
+// driver there, the same order and cancel rules as on SQLite. A stand-in
+// CLI keeps it quick; the real one is exercised above.
+func TestTaskQueueOnPostgres(t *testing.T) {
+	fake := fakeanthropic.New(t)
+	e := newTaskEnv(t, fake, map[string]string{"image": testutil.BusyboxImage(t), "DATABASE_URL": pgtest.URL(t)})
+	script := `#!/bin/sh
+echo '{"type":"system","subtype":"init","session_id":"s-1","model":"m-1","tools":[],"permissionMode":"acceptEdits","cwd":"/workspace"}'
+sleep 1
+echo '{"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"ok","total_cost_usd":0.25,"duration_ms":1000,"usage":{"input_tokens":1,"output_tokens":1},"session_id":"s-1"}'
+`
+	res, err := e.s.App.Engine.Capture(context.Background(), e.ws.ContainerID, engine.ExecSpec{
+		Cmd: []string{"sh", "-c", "cat > /bin/claude && chmod 755 /bin/claude"}, User: "0:0",
+	}, strings.NewReader(script), 4096)
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("install the stand-in: %v %d %s", err, res.ExitCode, res.Stderr)
+	}
+	ids := []string{e.queue(t, "one", nil), e.queue(t, "two", nil), e.queue(t, "three", nil), e.queue(t, "four", nil)}
+	e.admin.Post("/workspaces/"+e.ws.ID+"/tasks/"+ids[2]+"/cancel", nil, false)
+	var done []store.Task
+	for i, id := range ids {
+		tk := e.waitFinal(t, id, 2*time.Minute)
+		want := store.TaskSucceeded
+		if i == 2 {
+			want = store.TaskCancelled
+		}
+		if tk.Status != want {
+			t.Fatalf("task %d: %s %q", i+1, tk.Status, tk.Detail)
+		}
+		if i != 2 {
+			done = append(done, tk)
+		}
+	}
+	for i := 1; i < len(done); i++ {
+		if done[i].StartedAt.Before(*done[i-1].FinishedAt) {
+			t.Fatalf("task %s started before %s finished", done[i].ID, done[i-1].ID)
+		}
+	}
+	tot, err := e.s.App.Store.TaskTotals(context.Background(), store.TaskTotalsFilter{WorkspaceID: e.ws.ID})
+	if err != nil || tot.CostUSD != 0.75 {
+		t.Fatalf("totals %+v %v", tot, err)
+	}
 }
