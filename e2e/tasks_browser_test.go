@@ -210,6 +210,7 @@ func TestBrowserTaskStreamsLive(t *testing.T) {
 	if !testutil.Eval[bool](t, b, `!!document.querySelector('`+sel("followup-form")+`')`) {
 		dump("no follow-up form after the task succeeded")
 	}
+	b.Screenshot(t, "task-finished")
 	// The outcome came over the stream; htmx must have processed it, so
 	// opening the diff loads it.
 	b.Do(t, "open the diff", 10*time.Second, chromedp.Click(chromedp.CSS(sel("diff")+" summary")))
