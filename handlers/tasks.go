@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"html"
 	"io"
 	"net/url"
 	"strconv"
@@ -220,24 +221,12 @@ func (s *Server) taskDiff(c *fiber.Ctx) error {
 		return c.Send(d)
 	}
 	// Shown inside a <pre> by htmx: escaped, never markup.
-	var b bytes.Buffer
-	for _, r := range string(d) {
-		switch r {
-		case '<':
-			b.WriteString("&lt;")
-		case '>':
-			b.WriteString("&gt;")
-		case '&':
-			b.WriteString("&amp;")
-		default:
-			b.WriteRune(r)
-		}
-	}
-	if b.Len() == 0 {
-		b.WriteString("(no changes)")
+	text := html.EscapeString(string(d))
+	if text == "" {
+		text = "(no changes)"
 	}
 	c.Set(fiber.HeaderContentType, "text/html; charset=utf-8")
-	return c.Send(b.Bytes())
+	return c.SendString(text)
 }
 
 // taskTranscript downloads the whole transcript (JSON lines).

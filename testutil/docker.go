@@ -126,3 +126,46 @@ func importBusybox(eng *engine.Engine) (string, error) {
 type setupError struct{ msg string }
 
 func (e *setupError) Error() string { return e.msg }
+
+// RunContainer creates and starts a container for a test and removes it
+// when the test ends. Unset fields of spec get test defaults: a unique
+// name, the busybox test image, a temporary directory bound at
+// /workspace, 128 MiB, 64 processes and no network.
+func RunContainer(t testing.TB, eng *engine.Engine, spec engine.ContainerSpec) string {
+	t.Helper()
+	if spec.Name == "" {
+		spec.Name = UniqueName("aicode-test")
+	}
+	if spec.Image == "" {
+		spec.Image = BusyboxImage(t)
+	}
+	if spec.BindSource == "" {
+		spec.BindSource, spec.BindTarget = t.TempDir(), "/workspace"
+	}
+	if spec.MemoryBytes == 0 {
+		spec.MemoryBytes = 128 << 20
+	}
+	if spec.PidsLimit == 0 {
+		spec.PidsLimit = 64
+	}
+	if spec.NetworkMode == "" {
+		spec.NetworkMode = "none"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	id, err := eng.CreateContainer(ctx, spec)
+	if err != nil {
+		t.Fatalf("create container: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := eng.RemoveContainer(ctx, id); err != nil {
+			t.Errorf("remove container: %v", err)
+		}
+	})
+	if err := eng.StartContainer(ctx, id); err != nil {
+		t.Fatalf("start container: %v", err)
+	}
+	return id
+}

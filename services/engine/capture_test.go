@@ -17,33 +17,10 @@ import (
 // removed when the test ends.
 func captureContainer(t *testing.T, eng *engine.Engine) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	id, err := eng.CreateContainer(ctx, engine.ContainerSpec{
-		Name:        testutil.UniqueName("aicode-capture-test"),
-		Image:       testutil.BusyboxImage(t),
-		Cmd:         []string{"sleep", "3600"},
-		Labels:      map[string]string{"io.aicode.test": "engine-capture"},
-		BindSource:  t.TempDir(),
-		BindTarget:  "/workspace",
-		MemoryBytes: 128 << 20,
-		PidsLimit:   64,
-		NetworkMode: "none",
+	return testutil.RunContainer(t, eng, engine.ContainerSpec{
+		Cmd:    []string{"sleep", "3600"},
+		Labels: map[string]string{"io.aicode.test": "engine-capture"},
 	})
-	if err != nil {
-		t.Fatalf("create container: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := eng.RemoveContainer(ctx, id); err != nil {
-			t.Errorf("remove container: %v", err)
-		}
-	})
-	if err := eng.StartContainer(ctx, id); err != nil {
-		t.Fatalf("start container: %v", err)
-	}
-	return id
 }
 
 func TestCapture(t *testing.T) {

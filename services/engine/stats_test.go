@@ -104,34 +104,7 @@ func TestDecodeStats(t *testing.T) {
 // removes it when the test ends.
 func startContainer(t *testing.T, eng *engine.Engine, cmd ...string) string {
 	t.Helper()
-	img := testutil.BusyboxImage(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	id, err := eng.CreateContainer(ctx, engine.ContainerSpec{
-		Name:        "aicode-test-stats-" + strings.ReplaceAll(strings.ToLower(t.Name()), "/", "-") + "-" + time.Now().Format("150405.000000"),
-		Image:       img,
-		Cmd:         cmd,
-		Labels:      map[string]string{"io.aicode.test": "engine-stats"},
-		BindSource:  t.TempDir(),
-		BindTarget:  "/workspace",
-		MemoryBytes: 128 << 20,
-		PidsLimit:   64,
-		NetworkMode: "none",
-	})
-	if err != nil {
-		t.Fatalf("create container: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := eng.RemoveContainer(ctx, id); err != nil {
-			t.Errorf("remove container: %v", err)
-		}
-	})
-	if err := eng.StartContainer(ctx, id); err != nil {
-		t.Fatalf("start container: %v", err)
-	}
-	return id
+	return testutil.RunContainer(t, eng, engine.ContainerSpec{Cmd: cmd, Labels: map[string]string{"io.aicode.test": "engine-stats"}})
 }
 
 func TestStatsStreamEndsWhenContainerStops(t *testing.T) {

@@ -153,8 +153,7 @@ func newWorkspace(t *testing.T) *workspace {
 	if ok, err := eng.ImageExists(ctx, image); err != nil || !ok {
 		t.Fatalf("image %s missing (%v); build it with `sudo make workspace-image-offline` (scripts/test-env.sh does)", image, err)
 	}
-	id, err := eng.CreateContainer(ctx, engine.ContainerSpec{
-		Name:   testutil.UniqueName("aicode-gitwork-test"),
+	id := testutil.RunContainer(t, eng, engine.ContainerSpec{
 		Image:  image,
 		User:   testUser,
 		Labels: map[string]string{"io.aicode.test": "gitwork"},
@@ -163,21 +162,7 @@ func newWorkspace(t *testing.T) *workspace {
 		BindTarget:  "/mnt/unused",
 		MemoryBytes: 256 << 20,
 		PidsLimit:   128,
-		NetworkMode: "none",
 	})
-	if err != nil {
-		t.Fatalf("create container: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := eng.RemoveContainer(ctx, id); err != nil {
-			t.Errorf("remove container: %v", err)
-		}
-	})
-	if err := eng.StartContainer(ctx, id); err != nil {
-		t.Fatalf("start container: %v", err)
-	}
 	return &workspace{t: t, eng: eng, id: id, r: gitwork.EngineRunner(eng, id, testUser)}
 }
 

@@ -246,20 +246,7 @@ func (s *sqlStore) ListTasks(ctx context.Context, f TaskFilter) ([]Task, error) 
 	}
 	q += " ORDER BY t.created_at DESC, t.id DESC LIMIT ?"
 	args = append(args, f.Limit)
-	rows, err := s.query(ctx, q, args...)
-	if err != nil {
-		return nil, s.fail(op, err)
-	}
-	defer rows.Close()
-	var out []Task
-	for rows.Next() {
-		t, err := scanTask(rows)
-		if err != nil {
-			return nil, s.fail(op, err)
-		}
-		out = append(out, t)
-	}
-	return out, s.fail(op, rows.Err())
+	return s.queryTasks(ctx, op, q, args...)
 }
 
 // QueueHead returns a workspace's oldest queued task (ErrNotFound when
@@ -380,8 +367,13 @@ func (s *sqlStore) HeartbeatTasks(ctx context.Context, runner string) error {
 // life of this process) or whose heartbeat is older than staleBefore.
 func (s *sqlStore) OrphanedTasks(ctx context.Context, runner string, staleBefore time.Time) ([]Task, error) {
 	const op = "orphaned tasks"
-	rows, err := s.query(ctx, `SELECT `+taskColumns+taskFrom+` WHERE t.status = 'running' AND (t.runner = ? OR t.heartbeat_at IS NULL OR t.heartbeat_at < ?)
+	return s.queryTasks(ctx, op, `SELECT `+taskColumns+taskFrom+` WHERE t.status = 'running' AND (t.runner = ? OR t.heartbeat_at IS NULL OR t.heartbeat_at < ?)
 		ORDER BY t.created_at`, runner, s.ts(staleBefore))
+}
+
+// queryTasks runs a query selecting taskColumns and scans every row.
+func (s *sqlStore) queryTasks(ctx context.Context, op, q string, args ...any) ([]Task, error) {
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, s.fail(op, err)
 	}
