@@ -40,36 +40,36 @@ func TestBrowserFirstRunToStoppedWorkspace(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(sel("field-username")), "admin"),
 		chromedp.SendKeys(chromedp.CSS(sel("field-password")), pw),
 		chromedp.SendKeys(chromedp.CSS(sel("field-password2")), pw),
-		chromedp.Click(chromedp.CSS(sel("setup-submit"))),
+		testutil.Click(sel("setup-submit")),
 		chromedp.WaitVisible(chromedp.CSS(sel("empty-state"))),
 		chromedp.WaitVisible(chromedp.CSS(sel("toast"))),
 	)
 
 	// Sign out, then in again.
 	b.Do(t, "sign out", 10*time.Second,
-		chromedp.Click(chromedp.CSS(sel("logout"))),
+		testutil.Click(sel("logout")),
 		chromedp.WaitVisible(chromedp.CSS(sel("login-form"))),
 	)
 	b.Do(t, "sign in", 10*time.Second,
 		chromedp.SendKeys(chromedp.CSS(sel("field-username")), "admin"),
 		chromedp.SendKeys(chromedp.CSS(sel("field-password")), pw),
-		chromedp.Click(chromedp.CSS(sel("login-submit"))),
+		testutil.Click(sel("login-submit")),
 		chromedp.WaitVisible(chromedp.CSS(sel("create-form"))),
 	)
 
 	// Create: the inline form, then the row appears and reads running.
 	b.Do(t, "create a workspace", 60*time.Second,
-		chromedp.Click(chromedp.CSS(sel("create-form")+" summary")),
+		testutil.Click(sel("create-form")+" summary"),
 		chromedp.WaitVisible(chromedp.CSS(sel("field-name"))),
 		chromedp.SendKeys(chromedp.CSS(sel("field-name")), name),
-		chromedp.Click(chromedp.CSS(sel("create-submit"))),
+		testutil.Click(sel("create-submit")),
 		chromedp.WaitVisible(chromedp.CSS(row+` [data-status="running"]`)),
 	)
 
 	// Stop from the list without a page load.
 	before := testutil.Eval[float64](t, b, "performance.timeOrigin")
 	b.Do(t, "stop it", 30*time.Second,
-		chromedp.Click(chromedp.CSS(row+` [data-testid="action-stop"]`)),
+		testutil.Click(row+` [data-testid="action-stop"]`),
 		chromedp.WaitVisible(chromedp.CSS(row+` [data-status="stopped"]`)),
 		chromedp.WaitVisible(chromedp.CSS(row+` [data-testid="action-start"]`)),
 	)
@@ -80,9 +80,9 @@ func TestBrowserFirstRunToStoppedWorkspace(t *testing.T) {
 	// Start it from the detail page, then kill the container behind the
 	// app's back: the badge changes live, without a reload.
 	b.Do(t, "start from the detail page", 30*time.Second,
-		chromedp.Click(chromedp.CSS(row+` a[href^="/workspaces/"]`)),
+		testutil.Click(row+` a[href^="/workspaces/"]`),
 		chromedp.WaitVisible(chromedp.CSS(sel("workspace-status"))),
-		chromedp.Click(chromedp.CSS(sel("workspace-status")+` [data-testid="action-start"]`)),
+		testutil.Click(sel("workspace-status")+` [data-testid="action-start"]`),
 		chromedp.WaitVisible(chromedp.CSS(sel("workspace-status")+` [data-status="running"]`)),
 	)
 	w, err := s.App.Store.GetWorkspaceByName(context.Background(), name)
@@ -105,7 +105,7 @@ func TestBrowserFirstRunToStoppedWorkspace(t *testing.T) {
 	// Dark mode toggles and is remembered.
 	isDark := "document.documentElement.classList.contains('dark')"
 	wasDark := testutil.Eval[bool](t, b, isDark)
-	b.Do(t, "toggle dark mode", 10*time.Second, chromedp.Click(chromedp.CSS(`[data-theme-toggle]`)))
+	b.Do(t, "toggle dark mode", 10*time.Second, testutil.Click(`[data-theme-toggle]`))
 	dark := testutil.Eval[bool](t, b, isDark)
 	if dark == wasDark {
 		t.Errorf("dark mode toggle did nothing")
@@ -153,11 +153,11 @@ func TestBrowserFirstRunToStoppedWorkspace(t *testing.T) {
 	b.Do(t, "open the delete dialog", 15*time.Second,
 		chromedp.EmulateViewport(1280, 900),
 		chromedp.Navigate(s.URL+"/workspaces"),
-		chromedp.Click(chromedp.CSS(row+` [data-testid="action-delete"]`)),
+		testutil.Click(row+` [data-testid="action-delete"]`),
 		chromedp.WaitVisible(chromedp.CSS(sel("delete-dialog"))),
-		chromedp.Click(chromedp.CSS(sel("files-delete"))),
+		testutil.Click(sel("files-delete")),
 		chromedp.SendKeys(chromedp.CSS(sel("delete-dialog")+` `+sel("field-confirm_name")), "not-the-name"),
-		chromedp.Click(chromedp.CSS(sel("delete-submit"))),
+		testutil.Click(sel("delete-submit")),
 		chromedp.WaitVisible(chromedp.CSS(sel("delete-dialog")+` `+sel("alert-error"))),
 	)
 	b.Screenshot(t, "delete-dialog")
@@ -166,7 +166,7 @@ func TestBrowserFirstRunToStoppedWorkspace(t *testing.T) {
 	}
 	b.Do(t, "confirm the delete", 30*time.Second,
 		chromedp.SetValue(chromedp.CSS(sel("delete-dialog")+` `+sel("field-confirm_name")), name),
-		chromedp.Click(chromedp.CSS(sel("delete-submit"))),
+		testutil.Click(sel("delete-submit")),
 		chromedp.WaitVisible(chromedp.CSS(sel("empty-state"))),
 		chromedp.WaitVisible(chromedp.CSS(sel("toast"))),
 	)
@@ -209,7 +209,7 @@ func TestBrowserTerminal(t *testing.T) {
 		chromedp.Navigate(s.URL+"/login"),
 		chromedp.SendKeys(chromedp.CSS(sel("field-username")), "admin"),
 		chromedp.SendKeys(chromedp.CSS(sel("field-password")), pw),
-		chromedp.Click(chromedp.CSS(sel("login-submit"))),
+		testutil.Click(sel("login-submit")),
 		chromedp.WaitVisible(chromedp.CSS(sel("workspace-list"))),
 	)
 	screenText := `(function(){var t=window.aicodeTerminal;if(!t)return '';var b=t.buffer.active,out=[];for(var i=0;i<b.length;i++){var l=b.getLine(i);if(l)out.push(l.translateToString(true));}return out.join('\n');})()`
@@ -225,12 +225,12 @@ func TestBrowserTerminal(t *testing.T) {
 	}
 	b.Do(t, "open a terminal from the tab", 30*time.Second,
 		chromedp.Navigate(s.URL+"/workspaces/"+w.ID),
-		chromedp.Click(chromedp.CSS(sel("tab-terminal"))),
+		testutil.Click(sel("tab-terminal")),
 		chromedp.WaitVisible(chromedp.CSS(sel("terminal-new"))),
-		chromedp.Click(chromedp.CSS(sel("terminal-new"))),
+		testutil.Click(sel("terminal-new")),
 		chromedp.WaitVisible(chromedp.CSS(sel("terminal-chip"))),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="terminal-status"][data-state="live"]`)),
-		chromedp.Click(chromedp.CSS(sel("terminal-screen"))),
+		testutil.Click(sel("terminal-screen")),
 		testutil.TypeLine("echo browser-$((6*7))"),
 	)
 	waitScreen("typed command", "browser-42")

@@ -71,12 +71,12 @@ func TestBrowserLogs(t *testing.T) {
 		chromedp.Navigate(s.URL+"/login"),
 		chromedp.SendKeys(chromedp.CSS(sel("field-username")), "admin"),
 		chromedp.SendKeys(chromedp.CSS(sel("field-password")), pw),
-		chromedp.Click(chromedp.CSS(sel("login-submit"))),
+		testutil.Click(sel("login-submit")),
 		chromedp.WaitVisible(chromedp.CSS(sel("workspace-list"))),
 	)
 	b.Do(t, "open the Logs tab", 30*time.Second,
 		chromedp.Navigate(s.URL+"/workspaces/"+w.ID),
-		chromedp.Click(chromedp.CSS(sel("tab-logs"))),
+		testutil.Click(sel("tab-logs")),
 		chromedp.WaitVisible(chromedp.CSS(output)),
 		chromedp.WaitVisible(chromedp.CSS(sel("logs-status")+`[data-state="live"]`)),
 	)
@@ -118,27 +118,27 @@ func TestBrowserLogs(t *testing.T) {
 	waitJS("unfiltered", lineWith("browser-hello-out", "stdout"), 5*time.Second)
 
 	// Paused, new lines wait; resumed, they appear.
-	b.Do(t, "pause", 10*time.Second, chromedp.Click(chromedp.CSS(sel("logs-pause"))),
+	b.Do(t, "pause", 10*time.Second, testutil.Click(sel("logs-pause")),
 		chromedp.WaitVisible(chromedp.CSS(sel("logs-status")+`[data-state="paused"]`)))
 	printInContainer(t, cli, w.ContainerID, "1", "while-paused")
 	waitJS("held while paused", `document.querySelector('`+sel("logs-status")+`').innerText.indexOf('1 new line') >= 0`, 10*time.Second)
 	if testutil.Eval[bool](t, b, lineWith("while-paused", "stdout")) {
 		t.Error("a line appeared while paused")
 	}
-	b.Do(t, "resume", 10*time.Second, chromedp.Click(chromedp.CSS(sel("logs-pause"))))
+	b.Do(t, "resume", 10*time.Second, testutil.Click(sel("logs-pause")))
 	waitJS("shown after resuming", lineWith("while-paused", "stdout"), 5*time.Second)
 
 	// Stop and start from the status card: the feed shows both live, and
 	// the output goes on after the start.
 	b.Do(t, "stop", 30*time.Second,
-		chromedp.Click(chromedp.CSS(sel("workspace-status")+` [data-testid="action-stop"]`)),
+		testutil.Click(sel("workspace-status")+` [data-testid="action-stop"]`),
 		chromedp.WaitVisible(chromedp.CSS(sel("events-feed")+` [data-kind="die"]`)),
 		chromedp.WaitVisible(chromedp.CSS(sel("logs-status")+`[data-state="ended"]`)),
 	)
 	starts := `document.querySelectorAll('` + sel("events-feed") + ` [data-kind="start"]').length`
 	before := testutil.Eval[float64](t, b, starts)
 	b.Do(t, "start", 30*time.Second,
-		chromedp.Click(chromedp.CSS(sel("workspace-status")+` [data-testid="action-start"]`)),
+		testutil.Click(sel("workspace-status")+` [data-testid="action-start"]`),
 		chromedp.WaitVisible(chromedp.CSS(sel("workspace-status")+` [data-status="running"]`)),
 	)
 	waitJS("a new start in the feed", starts+" > "+ftoa(before), 15*time.Second)
@@ -151,7 +151,7 @@ func TestBrowserLogs(t *testing.T) {
 
 	b.Screenshot(t, "logs")
 	// Clear empties the view.
-	b.Do(t, "clear", 10*time.Second, chromedp.Click(chromedp.CSS(sel("logs-clear"))))
+	b.Do(t, "clear", 10*time.Second, testutil.Click(sel("logs-clear")))
 	if n := testutil.Eval[float64](t, b, `document.querySelectorAll('`+output+` [data-line]').length`); n != 0 {
 		t.Errorf("%v lines after clearing", n)
 	}

@@ -55,12 +55,12 @@ func TestBrowserMonitor(t *testing.T) {
 		chromedp.Navigate(s.URL+"/login"),
 		chromedp.SendKeys(chromedp.CSS(sel("field-username")), "admin"),
 		chromedp.SendKeys(chromedp.CSS(sel("field-password")), pw),
-		chromedp.Click(chromedp.CSS(sel("login-submit"))),
+		testutil.Click(sel("login-submit")),
 		chromedp.WaitVisible(chromedp.CSS(sel("workspace-list"))),
 	)
 	b.Do(t, "open the Monitor tab", 30*time.Second,
 		chromedp.Navigate(s.URL+"/workspaces/"+w.ID),
-		chromedp.Click(chromedp.CSS(sel("tab-monitor"))),
+		testutil.Click(sel("tab-monitor")),
 		chromedp.WaitVisible(chromedp.CSS(sel("monitor"))),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="monitor-state"] [data-state="live"]`)),
 	)
@@ -96,9 +96,9 @@ func TestBrowserMonitor(t *testing.T) {
 	b.Screenshot(t, "monitor-live")
 
 	// The stored range replaces the live points, and back.
-	b.Do(t, "24 hours", 10*time.Second, chromedp.Click(chromedp.CSS(sel("range-24h"))))
+	b.Do(t, "24 hours", 10*time.Second, testutil.Click(sel("range-24h")))
 	waitFor("the 24 h range loading its stored point", 10*time.Second, func() bool { return points("cpu") == 1 })
-	b.Do(t, "live again", 10*time.Second, chromedp.Click(chromedp.CSS(sel("range-live"))))
+	b.Do(t, "live again", 10*time.Second, testutil.Click(sel("range-live")))
 	waitFor("the live points back", 10*time.Second, func() bool { return points("cpu") >= 3 })
 
 	// A reload fills the chart at once from the server's history.
@@ -109,7 +109,7 @@ func TestBrowserMonitor(t *testing.T) {
 	waitFor("history on reload", 5*time.Second, func() bool { return points("cpu") >= 3 })
 
 	b.Do(t, "fleet page", 20*time.Second,
-		chromedp.Click(chromedp.CSS(`a[href="/fleet"]`)),
+		testutil.Click(`a[href="/fleet"]`),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="fleet-row"][data-workspace-id="`+w.ID+`"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="fleet-row"][data-workspace-id="`+w.ID+`"] [data-testid="fleet-mempct"]`)),
 	)

@@ -119,17 +119,17 @@ func TestBrowserTaskStreamsLive(t *testing.T) {
 		chromedp.Navigate(s.URL+"/login"),
 		chromedp.SendKeys(chromedp.CSS(sel("field-username")), "admin"),
 		chromedp.SendKeys(chromedp.CSS(sel("field-password")), pw),
-		chromedp.Click(chromedp.CSS(sel("login-submit"))),
+		testutil.Click(sel("login-submit")),
 		chromedp.WaitVisible(chromedp.CSS(sel("workspace-list"))),
 	)
 	b.Do(t, "open the Tasks tab", 30*time.Second,
 		chromedp.Navigate(s.URL+"/workspaces/"+w.ID),
-		chromedp.Click(chromedp.CSS(sel("tab-tasks"))),
+		testutil.Click(sel("tab-tasks")),
 		chromedp.WaitVisible(chromedp.CSS(sel("new-task-form"))),
 	)
 	b.Do(t, "queue the task", 30*time.Second,
 		chromedp.SendKeys(chromedp.CSS(sel("new-task-form")+" "+sel("field-prompt")), prompt),
-		chromedp.Click(chromedp.CSS(sel("submit-task"))),
+		testutil.Click(sel("submit-task")),
 		chromedp.WaitVisible(chromedp.CSS(sel("task-events"))),
 	)
 	path := testutil.Eval[string](t, b, `location.pathname`)
@@ -213,7 +213,7 @@ func TestBrowserTaskStreamsLive(t *testing.T) {
 	b.Screenshot(t, "task-finished")
 	// The outcome came over the stream; htmx must have processed it, so
 	// opening the diff loads it.
-	b.Do(t, "open the diff", 10*time.Second, chromedp.Click(chromedp.CSS(sel("diff")+" summary")))
+	b.Do(t, "open the diff", 10*time.Second, testutil.Click(sel("diff")+" summary"))
 	waitJS("the diff loaded", `document.querySelector('`+sel("diff-body")+`').textContent.indexOf('+hello from claude') >= 0`, 15*time.Second)
 
 	tk, err := s.App.Store.GetTask(ctx, id)

@@ -199,3 +199,29 @@ func TypeLine(text string) chromedp.Action[chromedp.Void] {
 		return nil
 	})
 }
+
+// Click clicks the element selector matches, like chromedp.Click, and
+// tries again when the node it found was swapped out of the page before
+// the click (an HTMX swap or a live update re-rendering it): the error
+// comes before any mouse event is sent, so nothing is clicked twice.
+func Click(selector string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		for {
+			err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(selector)))
+			if err == nil || !staleNode(err) {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("click %s: %w (last: %v)", selector, ctx.Err(), err)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	})
+}
+
+func staleNode(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "Could not find node") || strings.Contains(s, "No node with given id") ||
+		strings.Contains(s, "Node is detached") || strings.Contains(s, "Node does not have a layout object")
+}
