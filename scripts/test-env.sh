@@ -3,7 +3,7 @@
 # it as `export` lines (progress goes to stderr), so `make test` can do
 #   eval "$(scripts/test-env.sh)" && go test ./...
 #
-# Needs: a Docker engine, PostgreSQL, Chromium, busybox-static, wrk (for
+# Needs: a Docker engine, PostgreSQL, Redis, MinIO, Chromium, busybox-static, wrk (for
 # the benchmarks) and the default workspace image. On Debian/Ubuntu as root, whatever is missing is
 # installed and started (idempotently); elsewhere the script says what to
 # install and stops.
@@ -99,6 +99,57 @@ if [ -z "$pg_url" ]; then
 fi
 log "postgres: ${pg_url%%@*}@… (password hidden)"
 
+# --- Redis (cross-replica bus, shared rate limits) ----------------------------
+# The shared instance listens on loopback only; fault tests start their own
+# redis-server from the same binary so they can stop it.
+redis_url="${AICODE_TEST_REDIS_URL:-}"
+redis_bin=$(command -v redis-server || true)
+if [ -z "$redis_url" ]; then
+	if [ -z "$redis_bin" ]; then
+		apt_install redis-server
+		redis_bin=$(command -v redis-server)
+	fi
+	redis_url="redis://127.0.0.1:6390/0"
+	if ! redis-cli -p 6390 ping >/dev/null 2>&1; then
+		log "starting redis-server on 127.0.0.1:6390"
+		"$redis_bin" --port 6390 --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+			--logfile /var/log/aicode-redis.log >&2
+		for _ in $(seq 1 30); do
+			redis-cli -p 6390 ping >/dev/null 2>&1 && break
+			sleep 0.2
+		done
+		redis-cli -p 6390 ping >/dev/null 2>&1 || die "redis did not come up; see /var/log/aicode-redis.log"
+	fi
+fi
+log "redis: $redis_url"
+
+# --- MinIO (object store) ------------------------------------------------------
+command -v curl >/dev/null 2>&1 || apt_install curl
+# Built from source with the Go toolchain (no other download site is
+# reachable); the binary stays in $(go env GOPATH)/bin between runs.
+minio_url="${AICODE_TEST_MINIO_URL:-}"
+minio_bin="${AICODE_TEST_MINIO_BIN:-$(go env GOPATH)/bin/minio}"
+if [ ! -x "$minio_bin" ]; then
+	log "building MinIO (go install github.com/minio/minio@latest; a few minutes, once)"
+	go install github.com/minio/minio@latest >&2
+fi
+if [ -z "$minio_url" ]; then
+	minio_url="http://aicode:aicode-minio-secret@127.0.0.1:9100"
+	if ! curl -fsS -o /dev/null http://127.0.0.1:9100/minio/health/live 2>/dev/null; then
+		log "starting MinIO on 127.0.0.1:9100"
+		mkdir -p /var/lib/aicode-minio
+		MINIO_ROOT_USER=aicode MINIO_ROOT_PASSWORD=aicode-minio-secret MINIO_BROWSER=off \
+			nohup "$minio_bin" server /var/lib/aicode-minio --address 127.0.0.1:9100 --console-address 127.0.0.1:9101 \
+			>/var/log/aicode-minio.log 2>&1 &
+		for _ in $(seq 1 60); do
+			curl -fsS -o /dev/null http://127.0.0.1:9100/minio/health/live 2>/dev/null && break
+			sleep 0.5
+		done
+		curl -fsS -o /dev/null http://127.0.0.1:9100/minio/health/live || die "MinIO did not come up; see /var/log/aicode-minio.log"
+	fi
+fi
+log "minio: ${minio_url%%:*}://…@${minio_url##*@} (credentials hidden)"
+
 # --- The default workspace image (built offline: no registry needed) ---------
 image="${AICODE_TEST_WORKSPACE_IMAGE:-aicode-workspace:latest}"
 if [ -z "${AICODE_TEST_WORKSPACE_IMAGE:-}" ]; then
@@ -114,3 +165,7 @@ fi
 printf 'export AICODE_TEST_POSTGRES_URL=%q\n' "$pg_url"
 printf 'export AICODE_TEST_CHROME=%q\n' "$chrome"
 printf 'export AICODE_TEST_WORKSPACE_IMAGE=%q\n' "$image"
+printf 'export AICODE_TEST_REDIS_URL=%q\n' "$redis_url"
+printf 'export AICODE_TEST_REDIS_SERVER=%q\n' "$redis_bin"
+printf 'export AICODE_TEST_MINIO_URL=%q\n' "$minio_url"
+printf 'export AICODE_TEST_MINIO_BIN=%q\n' "$minio_bin"

@@ -48,6 +48,14 @@ type Config struct {
 	Stats    StatsConfig
 	Tasks    TasksConfig
 
+	// The production stack; each part is off (zero-config default) until
+	// configured. Each is parsed in its own file of this package.
+	Redis   RedisConfig   // redis.go
+	Blob    BlobConfig    // blob.go
+	Auth    AuthConfig    // authcfg.go
+	Metrics MetricsConfig // metrics.go
+	Files   FilesConfig   // files.go
+
 	LogLevel  slog.Level
 	LogFormat string
 
@@ -154,6 +162,11 @@ func LoadFrom(getenv Getenv) (Config, error) {
 		LogFormat:        strings.ToLower(p.str("AICODE_LOG_FORMAT", "text")),
 		ShutdownTimeout:  p.duration("AICODE_SHUTDOWN_TIMEOUT", 30*time.Second),
 	}
+	c.Redis = loadRedis(&p)
+	c.Blob = loadBlob(&p)
+	c.Auth = loadAuth(&p)
+	c.Metrics = loadMetrics(&p)
+	c.Files = loadFiles(&p)
 	c.Terminal = TerminalConfig{
 		Shell:           p.str("AICODE_TERMINAL_SHELL", "bash"),
 		Grace:           p.duration("AICODE_TERMINAL_GRACE", 10*time.Minute),

@@ -1,0 +1,6 @@
+package config
+
+// MetricsConfig controls the Prometheus endpoint /metrics.
+type MetricsConfig struct{}
+
+func loadMetrics(p *parser) MetricsConfig { return MetricsConfig{} }
