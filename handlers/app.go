@@ -78,6 +78,9 @@ type Deps struct {
 	Recorder   *audit.Recorder
 	Store      Checker
 	Engine     Checker
+	// Extra are further dependencies /readyz reports by name ("redis",
+	// "blob"), present only when configured.
+	Extra map[string]Checker
 	// Stats is the hub of engine stats streams; StatsHistory the stored
 	// one-minute points; Host describes the engine's machine.
 	Stats        StatsHub

@@ -51,6 +51,9 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
 	defer cancel()
 	checks := map[string]Checker{"store": s.Store, "engine": s.Engine}
+	for name, chk := range s.Extra {
+		checks[name] = chk
+	}
 	out := fiber.Map{}
 	ok := true
 	for name, chk := range checks {
