@@ -29,7 +29,10 @@ import (
 	"aicode/services/config"
 	"aicode/services/console"
 	"aicode/services/engine"
+	"aicode/services/files"
+	"aicode/services/metrics"
 	"aicode/services/secrets"
+	"aicode/services/snapshot"
 	"aicode/services/stats"
 	"aicode/services/store"
 	"aicode/services/tasks"
@@ -54,7 +57,19 @@ type App struct {
 	StatsCollector *stats.Collector
 	// Tasks queues and runs Claude Code tasks.
 	Tasks *tasks.Service
-	Fiber *fiber.App
+	// Snapshots archives workspaces' files to Blobs and restores them;
+	// Files browses, uploads and downloads them.
+	Snapshots *snapshot.Service
+	Files     *files.Service
+	// Replica is the Redis side of a several-replica deployment (nil
+	// without AICODE_REDIS_URL).
+	Replica *Replica
+	// Blobs holds transcripts, diffs and archives: the local directory or
+	// MinIO / S3.
+	Blobs blob.Store
+	// Metrics is the app's own Prometheus registry (served at /metrics).
+	Metrics *metrics.Metrics
+	Fiber   *fiber.App
 
 	bg            context.Context
 	stopBG        context.CancelFunc
@@ -91,7 +106,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	if len(applied) > 0 {
 		log.Info("applied migrations", "versions", applied)
 	}
-	eng, err := engine.New(engine.Options{Host: cfg.DockerHost, APIVersion: cfg.DockerAPIVersion})
+	mets := metrics.New()
+	eng, err := engine.New(engine.Options{Host: cfg.DockerHost, APIVersion: cfg.DockerAPIVersion, OnError: mets.EngineError})
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -102,12 +118,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		return nil, err
 	}
 	b := bus.New()
+	// Several replicas share events, rate limits and terminals through
+	// Redis (redis.go); replica is nil without it.
+	replica, err := newReplica(cfg, log, b)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	rec := audit.NewRecorder(st, log)
 	accounts := auth.NewService(st, rec, log, auth.Options{
 		Secret:     cfg.SessionSecret,
 		SessionTTL: cfg.SessionTTL,
 		LoginLimit: cfg.LoginRateLimit,
-		Limiter:    auth.NewMemoryLimiter(cfg.LoginRateWindow),
+		Limiter:    replica.limiter("login", cfg.LoginRateWindow),
 	})
 	ws := workspace.NewService(st, eng, b, rec, log, root, cfg.Workspace)
 	var cons *console.Service
@@ -119,7 +142,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		OnEnd:           func(info terminal.Info, reason string) { cons.OnEnd(info, reason) },
 	}, log)
 	starter := &termexec.Starter{Engine: eng, User: cfg.Workspace.User, Shell: cfg.Terminal.Shell, WorkDir: workspace.WorkDir, Log: log}
-	cons = console.New(mgr, starter, ws, rec, log, console.Options{OpenPerMinute: cfg.Terminal.OpenPerMinute})
+	cons = console.New(mgr, starter, ws, rec, log, console.Options{OpenPerMinute: cfg.Terminal.OpenPerMinute, Limiter: replica.limiter("terminal-open", time.Minute)})
+	replica.attachConsole(cfg, cons, mgr)
 
 	hub := stats.NewHub(stats.EngineSource(eng), stats.Options{Grace: cfg.Stats.Grace}, log)
 	collector := &stats.Collector{
@@ -136,7 +160,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		st.Close()
 		return nil, err
 	}
-	blobs, err := blob.NewLocal(filepath.Join(cfg.DataDir, "blobs"))
+	webAccounts, err := accountsFor(cfg, accounts, box)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	blobs, err := openBlobs(ctx, cfg, log)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -154,6 +183,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		SpoolDir:   filepath.Join(cfg.DataDir, "spool", "tasks"),
 		Box:        box,
 		Runner:     runnerName(cfg),
+		// Replicas share the bus through Redis (and need a shared blob
+		// store): a task running on one can be watched from another.
+		Replicated: cfg.Redis.URL != "",
 	})
 	if err != nil {
 		st.Close()
@@ -161,13 +193,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	}
 
 	a := &App{Config: cfg, Log: log, Store: st, Engine: eng, Bus: b, Accounts: accounts, Workspaces: ws, Console: cons, Stats: hub, StatsCollector: collector, Tasks: taskSvc}
+	a.Blobs, a.Metrics = blobs, mets
+	a.Replica = replica
+	watchServices(mets, mgr, hub, st)
 	a.bg, a.stopBG = context.WithCancel(context.WithoutCancel(ctx))
+	a.Snapshots = snapshot.New(a.bg, st, blobs, ws, rec, log, snapshot.Options{
+		MaxBytes: cfg.Files.SnapshotMaxBytes, MaxEntries: cfg.Files.SnapshotMaxEntries, ScheduleEvery: cfg.Files.ScheduleEvery,
+	})
+	a.Files = files.New(ws, rec, log, cfg.Workspace.User)
 	streams, cancelStreams := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancelStreams = cancelStreams
 	a.Fiber = handlers.New(handlers.Deps{
 		Config:     cfg,
 		Log:        log,
-		Accounts:   accounts,
+		Accounts:   webAccounts,
 		Workspaces: ws,
 		Audit:      st,
 		Bus:        b,
@@ -184,6 +223,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Logs:         eng,
 		Events:       ws,
 		Tasks:        taskSvc,
+		Snapshots:    a.Snapshots,
+		Files:        a.Files,
+		Metrics:      mets,
+		Extra:        withRedisCheck(blobChecks(blobs), replica),
+
+		TerminalOwners: replica.terminalOwners(),
+		TaskLimiter:    replica.limiter("task-create", time.Minute),
 	})
 	return a, nil
 }
@@ -207,12 +253,15 @@ func (a *App) Start() {
 	if err := a.Tasks.Start(a.bg); err != nil {
 		a.Log.Error("task queue did not start; tasks wait until a restart", "err", err)
 	}
+	a.Replica.start(a.bg, &a.wg)
 	a.wg.Add(5)
 	go func() { defer a.wg.Done(); a.Workspaces.Watch(a.bg) }()
 	go func() { defer a.wg.Done(); a.Console.Watch(a.bg, a.Bus) }()
 	go func() { defer a.wg.Done(); a.pruneSessions() }()
 	go func() { defer a.wg.Done(); a.endStatsOnStop() }()
 	go func() { defer a.wg.Done(); a.StatsCollector.Run(a.bg) }()
+	a.wg.Add(1)
+	go func() { defer a.wg.Done(); a.Snapshots.Run(a.bg) }()
 }
 
 // endStatsOnStop tells the stats hub at once when a workspace's container
@@ -315,6 +364,9 @@ wait:
 	a.stopBG()
 	a.Stats.Close()
 	a.wg.Wait()
+	// Snapshots being taken end as failed while the store is still open.
+	a.Snapshots.Wait()
+	err = errors.Join(err, a.Replica.close())
 	return errors.Join(err, a.Engine.Close(), a.Store.Close())
 }
 
@@ -362,10 +414,14 @@ func secretBox(cfg config.Config) (*secrets.Box, error) {
 	return secrets.New(key)
 }
 
-// runnerName names this process among replicas: its host and address,
-// which a restarted replica keeps (so it knows its own orphaned tasks at
-// once). An address chosen by the kernel is no name; the pid is added.
+// runnerName names this process among replicas: the replica id when one
+// is configured, else its host and address, which a restarted replica
+// keeps (so it knows its own orphaned tasks at once). An address chosen by
+// the kernel is no name; the pid is added.
 func runnerName(cfg config.Config) string {
+	if cfg.Redis.ReplicaID != "" {
+		return cfg.Redis.ReplicaID
+	}
 	host, _ := os.Hostname()
 	name := host + "/" + cfg.ListenAddr
 	if strings.HasSuffix(cfg.ListenAddr, ":0") {

@@ -18,6 +18,7 @@ import (
 	"aicode/services/auth"
 	"aicode/services/bus"
 	"aicode/services/config"
+	"aicode/services/metrics"
 	"aicode/services/store"
 	"aicode/services/workspace"
 )
@@ -93,9 +94,20 @@ type Deps struct {
 	Events EventFeed
 	// Tasks queues and shows Claude Code tasks.
 	Tasks Tasks
+	// Snapshots archives and restores workspaces' files; Files browses,
+	// uploads and downloads them.
+	Snapshots Snapshots
+	Files     Files
+	// TerminalOwners, with several replicas, finds the one holding a
+	// terminal so requests about it are forwarded there (replica.go).
+	TerminalOwners TerminalOwners
+	// TaskLimiter counts tasks queued per user (nil: unlimited).
+	TaskLimiter auth.Limiter
 	// Streams ends every SSE stream when cancelled (at shutdown), since
 	// the server waits for open connections before it stops.
 	Streams context.Context
+	// Metrics times requests and serves /metrics (optional).
+	Metrics *metrics.Metrics
 }
 
 // Server holds the handlers' dependencies.
@@ -127,6 +139,9 @@ func New(d Deps) *fiber.App {
 		// syscall each.
 		WriteBufferSize: 16 << 10,
 	}
+	// Bodies are streamed so uploads go to disk as they arrive; limitBody
+	// holds every other route to BodyLimit.
+	cfg.StreamRequestBody, cfg.DisablePreParseMultipartForm = true, true
 	if len(d.Config.TrustedProxies) > 0 {
 		cfg.EnableTrustedProxyCheck = true
 		cfg.TrustedProxies = d.Config.TrustedProxies
@@ -135,6 +150,9 @@ func New(d Deps) *fiber.App {
 	app := fiber.New(cfg)
 	app.Use(recover.New())
 	app.Use(requestid.New())
+	if s.Metrics != nil {
+		app.Use(s.observeRequests)
+	}
 	app.Use(s.logRequests)
 	app.Use(securityHeaders)
 	app.Use(compress.New(compress.Config{
@@ -145,6 +163,7 @@ func New(d Deps) *fiber.App {
 	}))
 	app.Use(s.requestMeta)
 	app.Use(s.loadSession)
+	app.Use(s.limitBody)
 	app.Use(s.checkCSRF)
 	for _, rt := range s.routes() {
 		app.Add(rt.Method, rt.Path, s.guard(rt), rt.Handler)

@@ -50,7 +50,7 @@ func (s *Server) loginForm(c *fiber.Ctx) error {
 	if session(c) != nil {
 		return c.Redirect(firstNonEmpty(localPath(c.Query("next")), "/workspaces"), fiber.StatusSeeOther)
 	}
-	props := authview.FormProps{CSRF: s.ensureAnonCSRF(c), Next: localPath(c.Query("next"))}
+	props := authview.FormProps{CSRF: s.ensureAnonCSRF(c), Next: localPath(c.Query("next")), Supabase: s.supabaseMode()}
 	if c.Query("signed_out") != "" {
 		props.Notice = "You have signed out."
 	}
@@ -62,11 +62,11 @@ func (s *Server) login(c *fiber.Ctx) error {
 	next := localPath(c.FormValue("next"))
 	l, err := s.Accounts.Login(c.UserContext(), username, c.FormValue("password"))
 	if err != nil {
-		props := authview.FormProps{CSRF: s.ensureAnonCSRF(c), Username: username, Next: next}
+		props := authview.FormProps{CSRF: s.ensureAnonCSRF(c), Username: username, Next: next, Supabase: s.supabaseMode()}
 		status, _, msg := classify(err)
 		switch {
 		case errors.Is(err, auth.ErrInvalidCredentials):
-			status, msg = fiber.StatusUnauthorized, "Wrong username or password."
+			status, msg = fiber.StatusUnauthorized, s.wrongCredentials()
 		case status == fiber.StatusInternalServerError:
 			return err
 		}
@@ -92,13 +92,13 @@ func (s *Server) logout(c *fiber.Ctx) error {
 func (s *Server) account(c *fiber.Ctx) error {
 	p := principal(c)
 	lp := s.layoutProps(c, "Your account", "account")
-	return page(c, fiber.StatusOK, lp, authview.Account(authview.FormProps{CSRF: lp.CSRF}, p.Username, string(p.Role), s.accountCredential(c)))
+	return page(c, fiber.StatusOK, lp, authview.Account(authview.FormProps{CSRF: lp.CSRF, Supabase: s.supabaseMode()}, p.Username, string(p.Role), s.accountCredential(c)))
 }
 
 func (s *Server) changePassword(c *fiber.Ctx) error {
 	p := principal(c)
 	lp := s.layoutProps(c, "Your account", "account")
-	props := authview.FormProps{CSRF: lp.CSRF}
+	props := authview.FormProps{CSRF: lp.CSRF, Supabase: s.supabaseMode()}
 	next := c.FormValue("password")
 	if next != c.FormValue("password2") {
 		props.Errors = map[string]string{"password2": "the passwords do not match"}

@@ -42,6 +42,7 @@ var forbid2 = [2]string{"403", "403"}
 var authzTable = map[string]expect{
 	"GET /healthz":     {public: true, anon: "ok"},
 	"GET /readyz":      {public: true, anon: "ok"},
+	"GET /metrics":     {public: true, anon: "ok"}, // loopback, no token: served (metrics_test.go)
 	"GET /static/*":    {public: true, anon: "ok"},
 	"GET /favicon.ico": {public: true, anon: "ok"},
 	// Setup is done, so its form sends visitors to sign in instead.
@@ -49,7 +50,10 @@ var authzTable = map[string]expect{
 	"POST /setup": {public: true, anon: "ok"},
 	"GET /login":  {public: true, anon: "ok"},
 	// Wrong credentials: 401.
-	"POST /login":  {public: true, anon: "login"},
+	"POST /login": {public: true, anon: "login"},
+	// Sign-up exists with Supabase only: built-in accounts are made by admins.
+	"GET /signup":  {public: true, anon: "login"},
+	"POST /signup": {public: true, anon: "404"},
 	"POST /logout": {admin: ok2, member: ok2, viewer: ok2},
 	"GET /account": {admin: ok2, member: ok2, viewer: ok2},
 	"POST /account/password": {admin: ok2, member: ok2, viewer: ok2,
@@ -113,6 +117,22 @@ var authzTable = map[string]expect{
 	"POST /account/claude": {admin: ok2, member: ok2, viewer: forbid2,
 		formValues: url.Values{"kind": {"api_key"}, "value": {"short"}}},
 	"POST /account/claude/delete": {admin: ok2, member: ok2, viewer: forbid2},
+	// Snapshots: listed by whoever sees the workspace, taken by whoever
+	// may type in it, restored, deleted and scheduled by its manager.
+	"GET /workspaces/:id/snapshots": {admin: ok2, member: [2]string{"ok", "404"}, viewer: ok2},
+	"POST /workspaces/:id/snapshots": {admin: ok2, member: [2]string{"ok", "404"}, viewer: forbid2,
+		formValues: url.Values{"label": {strings.Repeat("x", 101)}}},
+	"POST /workspaces/:id/snapshots/schedule": {admin: ok2, member: [2]string{"ok", "404"}, viewer: forbid2,
+		formValues: url.Values{"interval_hours": {"0"}}},
+	"POST /workspaces/:id/snapshots/:sid/restore": {admin: ok2, member: [2]string{"ok", "404"}, viewer: forbid2,
+		formValues: url.Values{"mode": {"nonsense"}}},
+	"POST /workspaces/:id/snapshots/:sid/delete": {admin: ok2, member: [2]string{"ok", "404"}, viewer: forbid2},
+	// Files show as much as a terminal: read like one is watched, written
+	// like one is typed into.
+	"GET /workspaces/:id/files":          {admin: ok2, member: [2]string{"ok", "404"}, viewer: [2]string{"ok", "403"}},
+	"GET /workspaces/:id/files/download": {admin: ok2, member: [2]string{"ok", "404"}, viewer: [2]string{"ok", "403"}},
+	"GET /workspaces/:id/files/archive":  {admin: ok2, member: [2]string{"ok", "404"}, viewer: [2]string{"ok", "403"}},
+	"POST /workspaces/:id/files/upload":  {admin: ok2, member: [2]string{"ok", "404"}, viewer: forbid2},
 }
 
 type actor struct {
@@ -203,6 +223,14 @@ func TestAuthorizationTable(t *testing.T) {
 					t.Fatal(err)
 				}
 				p = strings.Replace(p, ":tid", tk.ID, 1)
+			}
+			if strings.Contains(p, ":sid") {
+				// A finished snapshot of the workspace.
+				n := store.Snapshot{WorkspaceID: wsID, CreatedBy: target, Status: store.SnapshotReady, BlobKey: "snapshots/authz/" + store.NewID() + ".tar"}
+				if err := st.CreateSnapshot(ctx, &n); err != nil {
+					t.Fatal(err)
+				}
+				p = strings.Replace(p, ":sid", n.ID, 1)
 			}
 			if strings.Contains(p, ":tid") {
 				sess, err := s.App.Console.Manager().Open(ctx, terminal.OpenSpec{WorkspaceID: wsID}, fakeShell)

@@ -43,6 +43,10 @@ func classify(err error) (int, string, string) {
 		return fiber.StatusNotFound, "User not found", "This user does not exist."
 	case errors.Is(err, auth.ErrUnauthenticated):
 		return fiber.StatusUnauthorized, "Sign in required", "Your session has ended. Sign in again to continue."
+	case errors.Is(err, auth.ErrProviderUnavailable):
+		return fiber.StatusServiceUnavailable, "Sign-in service unreachable", sentence(err.Error())
+	case errors.Is(err, auth.ErrEmailNotConfirmed):
+		return fiber.StatusForbidden, "Email not confirmed", sentence(err.Error())
 	case errors.Is(err, auth.ErrForbidden):
 		return fiber.StatusForbidden, "Not allowed", "Your role does not allow this. Ask an admin if you need it."
 	case errors.Is(err, errCSRF):
@@ -110,11 +114,17 @@ func httpTitle(code int) string {
 		return "Too large"
 	case fiber.StatusBadRequest:
 		return "Bad request"
+	case fiber.StatusTooManyRequests:
+		return "Slow down"
 	}
 	return "Error " + strconv.Itoa(code)
 }
 
 func fiberMessage(fe *fiber.Error) string {
+	if fe.Message != "" && fe.Message != fiber.NewError(fe.Code).Message {
+		// A handler's own message says more than the status text.
+		return sentence(fe.Message)
+	}
 	switch fe.Code {
 	case fiber.StatusNotFound:
 		return "There is nothing at this address."

@@ -79,7 +79,7 @@ func (s *Server) requestMeta(c *fiber.Ctx) error {
 // admin exists, sends every page to the setup form.
 func (s *Server) loadSession(c *fiber.Ctx) error {
 	path := c.Path()
-	if strings.HasPrefix(path, "/static/") || path == "/healthz" || path == "/readyz" || path == "/favicon.ico" {
+	if strings.HasPrefix(path, "/static/") || path == "/healthz" || path == "/readyz" || path == "/metrics" || path == "/favicon.ico" {
 		return c.Next()
 	}
 	if !s.setupDone.Load() {
@@ -95,6 +95,9 @@ func (s *Server) loadSession(c *fiber.Ctx) error {
 	}
 	token := c.Cookies(sessionCookie)
 	if token == "" {
+		if err := s.bearerSession(c); err != nil {
+			return err
+		}
 		return c.Next()
 	}
 	a, err := s.Accounts.Authenticate(c.UserContext(), token)
@@ -118,6 +121,10 @@ func (s *Server) loadSession(c *fiber.Ctx) error {
 func (s *Server) checkCSRF(c *fiber.Ctx) error {
 	switch c.Method() {
 	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
+		return c.Next()
+	}
+	if a := session(c); a != nil && a.Bearer {
+		// No cookie was involved: nothing for another site to ride on.
 		return c.Next()
 	}
 	if origin := c.Get(fiber.HeaderOrigin); origin != "" && !s.sameOrigin(c, origin) {

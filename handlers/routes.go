@@ -9,6 +9,8 @@ import (
 
 	"aicode/services/audit"
 	"aicode/services/auth"
+	"aicode/services/files"
+	"aicode/services/snapshot"
 	"aicode/services/store"
 	"aicode/services/tasks"
 	"aicode/services/workspace"
@@ -36,6 +38,8 @@ func (s *Server) routes() []Route {
 	return []Route{
 		{Method: g, Path: "/healthz", Public: true, Handler: s.healthz},
 		{Method: g, Path: "/readyz", Public: true, Handler: s.readyz},
+		// Metrics have their own access rule (a token, else loopback only).
+		{Method: g, Path: "/metrics", Public: true, Handler: s.metricsRoute()},
 		{Method: g, Path: "/static/*", Public: true, Handler: s.static},
 		{Method: g, Path: "/favicon.ico", Public: true, Handler: s.favicon},
 
@@ -43,6 +47,9 @@ func (s *Server) routes() []Route {
 		{Method: p, Path: "/setup", Public: true, Handler: s.setup},
 		{Method: g, Path: "/login", Public: true, Handler: s.loginForm},
 		{Method: p, Path: "/login", Public: true, Handler: s.login},
+		// Sign-up exists with Supabase only (auth_supabase.go).
+		{Method: g, Path: "/signup", Public: true, Handler: s.signUpForm},
+		{Method: p, Path: "/signup", Public: true, Handler: s.signUp},
 		{Method: p, Path: "/logout", Action: auth.ActSelf, Handler: s.logout},
 		{Method: g, Path: "/account", Action: auth.ActSelf, Handler: s.account},
 		{Method: p, Path: "/account/password", Action: auth.ActSelf, Handler: s.changePassword},
@@ -69,15 +76,24 @@ func (s *Server) routes() []Route {
 		{Method: g, Path: "/workspaces/:id/terminal", Action: auth.ActTerminalView, Workspace: true, Handler: s.terminalTab},
 		{Method: p, Path: "/workspaces/:id/terminals", Action: auth.ActTerminalWrite, Workspace: true, Handler: s.openTerminal},
 		{Method: g, Path: "/workspaces/:id/terminals/:tid", Action: auth.ActTerminalView, Workspace: true, Handler: s.terminalFull},
-		{Method: p, Path: "/workspaces/:id/terminals/:tid/rename", Action: auth.ActTerminalWrite, Workspace: true, Handler: s.renameTerminal},
-		{Method: p, Path: "/workspaces/:id/terminals/:tid/close", Action: auth.ActTerminalWrite, Workspace: true, Handler: s.closeTerminal},
-		{Method: g, Path: "/workspaces/:id/terminals/:tid/ws", Action: auth.ActTerminalView, Workspace: true, Handler: s.withChecks(s.checkWebSocket, s.terminalSocket())},
+		{Method: p, Path: "/workspaces/:id/terminals/:tid/rename", Action: auth.ActTerminalWrite, Workspace: true, Handler: s.atTerminalOwner(s.renameTerminal)},
+		{Method: p, Path: "/workspaces/:id/terminals/:tid/close", Action: auth.ActTerminalWrite, Workspace: true, Handler: s.atTerminalOwner(s.closeTerminal)},
+		{Method: g, Path: "/workspaces/:id/terminals/:tid/ws", Action: auth.ActTerminalView, Workspace: true, Handler: s.withChecks(s.checkWebSocket, s.atTerminalOwner(s.terminalSocket()))},
 		{Method: g, Path: "/workspaces/:id/logs", Action: auth.ActWorkspaceView, Workspace: true, Handler: s.logsTab},
 		{Method: g, Path: "/workspaces/:id/logs/stream", Action: auth.ActWorkspaceView, Workspace: true, Handler: s.logsStream},
+		{Method: g, Path: "/workspaces/:id/snapshots", Action: snapshot.ActList, Workspace: true, Handler: s.snapshotsTab},
+		{Method: p, Path: "/workspaces/:id/snapshots", Action: snapshot.ActCreate, Workspace: true, Handler: s.createSnapshot},
+		{Method: p, Path: "/workspaces/:id/snapshots/schedule", Action: snapshot.ActSchedule, Workspace: true, Handler: s.setSnapshotSchedule},
+		{Method: p, Path: "/workspaces/:id/snapshots/:sid/restore", Action: snapshot.ActRestore, Workspace: true, Handler: s.restoreSnapshot},
+		{Method: p, Path: "/workspaces/:id/snapshots/:sid/delete", Action: snapshot.ActDelete, Workspace: true, Handler: s.deleteSnapshot},
+		{Method: g, Path: "/workspaces/:id/files", Action: files.ActView, Workspace: true, Handler: s.filesTab},
+		{Method: g, Path: "/workspaces/:id/files/download", Action: files.ActView, Workspace: true, Handler: s.downloadFile},
+		{Method: g, Path: "/workspaces/:id/files/archive", Action: files.ActView, Workspace: true, Handler: s.downloadFolder},
+		{Method: p, Path: "/workspaces/:id/files/upload", Action: files.ActWrite, Workspace: true, Handler: s.uploadFiles},
 
 		{Method: g, Path: "/tasks", Action: auth.ActWorkspaceList, Handler: s.taskList},
 		{Method: g, Path: "/workspaces/:id/tasks", Action: tasks.ActTaskView, Workspace: true, Handler: s.tasksTab},
-		{Method: p, Path: "/workspaces/:id/tasks", Action: tasks.ActTaskRun, Workspace: true, Handler: s.createTask},
+		{Method: p, Path: "/workspaces/:id/tasks", Action: tasks.ActTaskRun, Workspace: true, Handler: s.limitTaskCreation(s.createTask)},
 		{Method: g, Path: "/workspaces/:id/tasks/:tid", Action: tasks.ActTaskView, Workspace: true, Handler: s.taskDetail},
 		{Method: g, Path: "/workspaces/:id/tasks/:tid/stream", Action: tasks.ActTaskView, Workspace: true, Handler: s.taskStream},
 		{Method: g, Path: "/workspaces/:id/tasks/:tid/diff", Action: tasks.ActTaskView, Workspace: true, Handler: s.taskDiff},

@@ -17,7 +17,7 @@ func (s *Server) usersPage(c *fiber.Ctx, status int, form userview.NewUserForm, 
 	if err != nil {
 		return err
 	}
-	props := userview.Props{Users: list, SelfID: p.UserID, CSRF: csrfOf(c), Form: form, RowErrors: rowErrs}
+	props := userview.Props{Users: list, SelfID: p.UserID, CSRF: csrfOf(c), Form: form, RowErrors: rowErrs, ManagedBy: s.managedBy()}
 	return page(c, status, s.layoutProps(c, "Users", "users"), userview.Page(props))
 }
 

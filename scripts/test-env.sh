@@ -58,6 +58,11 @@ if ! command -v wrk >/dev/null 2>&1; then
 	apt_install wrk
 fi
 
+# --- nginx (deploy/ runs the compose stack's nginx configuration) ------------
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+	apt_install nginx-light
+fi
+
 # --- Chromium (browser tests) -------------------------------------------------
 chrome="${AICODE_TEST_CHROME:-}"
 if [ -z "$chrome" ]; then

@@ -32,6 +32,9 @@ Usage:
   aicli [serve]     start the web server (default)
   aicli migrate     apply pending database migrations and exit
   aicli healthcheck exit 0 if the local server answers /healthz (for container healthchecks)
+  aicli docker-proxy [-listen :2375] [-socket /var/run/docker.sock] [-check URL]
+                    the Docker API proxy of the compose files: forwards only the
+                    engine calls the app makes
   aicli reset-password USER
                     set USER's password (read from stdin), re-enable the account and
                     end its sessions: the way back in when no admin can sign in
@@ -55,6 +58,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return migrate(stdout, stderr)
 	case "healthcheck":
 		return healthcheck(stderr)
+	case "docker-proxy":
+		return dockerProxy(args[1:], stderr)
 	case "reset-password":
 		if len(args) != 2 {
 			fmt.Fprint(stderr, "usage: aicli reset-password USER  (new password on stdin)\n")

@@ -210,6 +210,11 @@ type Authenticated struct {
 	Session   store.Session
 	// Extended: the session's expiry moved; the cookie should follow.
 	Extended bool
+	// Bearer: authenticated by an access token in the Authorization
+	// header (Supabase API clients), not a cookie; Session has no id or
+	// CSRF token, and no CSRF check applies (a browser never adds the
+	// header on its own).
+	Bearer bool
 }
 
 // Authenticate resolves a session cookie token. Sessions of disabled users

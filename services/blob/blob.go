@@ -27,6 +27,8 @@ type Store interface {
 	Open(ctx context.Context, key string) (io.ReadCloser, error)
 	// Delete removes an object; a missing one is not an error.
 	Delete(ctx context.Context, key string) error
+	// Stat returns an object's size (ErrNotFound when there is none).
+	Stat(ctx context.Context, key string) (int64, error)
 }
 
 // keyRe keeps keys to safe relative paths: no "..", no absolute paths, no
@@ -104,6 +106,22 @@ func (l *Local) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("open %s: %w", key, err)
 	}
 	return f, nil
+}
+
+// Stat returns the size of the object's file.
+func (l *Local) Stat(ctx context.Context, key string) (int64, error) {
+	p, err := l.path(key)
+	if err != nil {
+		return 0, err
+	}
+	fi, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) || err == nil && fi.IsDir() {
+		return 0, fmt.Errorf("stat %s: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("stat %s: %w", key, err)
+	}
+	return fi.Size(), nil
 }
 
 // Delete removes the object's file.

@@ -17,6 +17,11 @@ type Bus struct {
 	mu    sync.RWMutex
 	subs  map[string]map[*Subscription]struct{}
 	hooks map[string][]func(any)
+
+	// codecs and forward carry messages to other replicas (codec.go,
+	// redis.go); without a bridge the bus is purely in-process.
+	codecs  codecs
+	forward atomic.Pointer[forwarder]
 }
 
 // New returns an empty bus.
@@ -77,8 +82,18 @@ func (s *Subscription) Close() {
 	})
 }
 
-// Publish delivers msg to every subscriber of topic without blocking.
+// Publish delivers msg to every subscriber of topic without blocking and,
+// when a bridge is attached and the topic has a codec, hands it to the
+// bridge for the other replicas (also without blocking).
 func (b *Bus) Publish(topic string, msg any) {
+	b.deliver(topic, msg)
+	if f := b.forward.Load(); f != nil {
+		f.send(topic, msg)
+	}
+}
+
+// deliver runs the hooks and offers msg to the local subscribers.
+func (b *Bus) deliver(topic string, msg any) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	for _, fn := range b.hooks[topic] {

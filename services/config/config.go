@@ -133,6 +133,8 @@ type TasksConfig struct {
 	DefaultPermissionMode string
 	// MaxAttempts bounds tries after infrastructure failures.
 	MaxAttempts int
+	// CreatePerMinute caps how many tasks one user queues per minute.
+	CreatePerMinute int
 	// APIRetries is how often the CLI retries a failed API call
 	// (CLAUDE_CODE_MAX_RETRIES); it retries even refused credentials, so
 	// a high count only delays the answer.
@@ -214,6 +216,7 @@ func LoadFrom(getenv Getenv) (Config, error) {
 		DefaultModel:          p.str("AICODE_TASK_MODEL", ""),
 		DefaultPermissionMode: p.str("AICODE_TASK_PERMISSION_MODE", "acceptEdits"),
 		MaxAttempts:           p.int("AICODE_TASK_MAX_ATTEMPTS", 3),
+		CreatePerMinute:       p.int("AICODE_TASK_CREATE_PER_MINUTE", 30),
 		APIRetries:            p.int("AICODE_CLAUDE_MAX_RETRIES", 3),
 	}
 	if n := c.Tasks.APIRetries; n < 0 || n > 20 {
@@ -235,6 +238,9 @@ func LoadFrom(getenv Getenv) (Config, error) {
 	case "acceptEdits", "bypassPermissions", "default", "dontAsk", "plan", "auto":
 	default:
 		p.errs = append(p.errs, fmt.Errorf("AICODE_TASK_PERMISSION_MODE: %q is not a Claude Code permission mode", c.Tasks.DefaultPermissionMode))
+	}
+	if n := c.Tasks.CreatePerMinute; n < 1 || n > 10000 {
+		p.errs = append(p.errs, fmt.Errorf("AICODE_TASK_CREATE_PER_MINUTE: %d must be between 1 and 10000", n))
 	}
 	if n := c.Tasks.MaxAttempts; n < 1 || n > 20 {
 		p.errs = append(p.errs, fmt.Errorf("AICODE_TASK_MAX_ATTEMPTS: %d must be between 1 and 20", n))

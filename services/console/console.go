@@ -42,6 +42,8 @@ type Workspaces interface {
 // Options configure the console.
 type Options struct {
 	OpenPerMinute int
+	// Limiter counts openings per user; nil: in this process.
+	Limiter auth.Limiter
 }
 
 // Service manages the terminals of all workspaces.
@@ -53,14 +55,20 @@ type Service struct {
 	limiter    auth.Limiter
 	opts       Options
 	log        *slog.Logger
+	// presence, when set, shares sessions with other replicas (presence.go).
+	presence *Presence
 }
 
 // New returns the console; call Watch to end terminals of containers that
 // stop, and Shutdown at exit.
 func New(mgr *terminal.Manager, starter *termexec.Starter, ws Workspaces, rec *audit.Recorder, log *slog.Logger, opts Options) *Service {
+	limiter := opts.Limiter
+	if limiter == nil {
+		limiter = auth.NewMemoryLimiter(time.Minute)
+	}
 	return &Service{
 		mgr: mgr, starter: starter, workspaces: ws, audit: rec, log: log, opts: opts,
-		limiter: auth.NewMemoryLimiter(time.Minute),
+		limiter: limiter,
 	}
 }
 
@@ -84,7 +92,7 @@ func (s *Service) List(ctx context.Context, p auth.Principal, workspaceID string
 	if _, _, err := s.authorize(ctx, p, workspaceID, auth.ActTerminalView); err != nil {
 		return nil, err
 	}
-	return s.mgr.List(workspaceID), nil
+	return s.presence.merge(ctx, workspaceID, s.mgr.List(workspaceID)), nil
 }
 
 // Open starts a new terminal in a running workspace.
@@ -115,6 +123,7 @@ func (s *Service) Open(ctx context.Context, p auth.Principal, workspaceID, name 
 		return terminal.Info{}, err
 	}
 	info := sess.Info()
+	s.presence.opened(info)
 	s.record(ctx, p, "terminal.open", w.ID, info.ID, audit.ResultOK, "name="+info.Name)
 	return info, nil
 }
@@ -152,6 +161,7 @@ func (s *Service) Rename(ctx context.Context, p auth.Principal, workspaceID, id,
 	if err != nil {
 		return terminal.Info{}, err
 	}
+	s.presence.opened(info)
 	s.record(ctx, p, "terminal.rename", workspaceID, id, audit.ResultOK, "name="+info.Name)
 	return info, nil
 }
@@ -191,6 +201,7 @@ func (s *Service) Watch(ctx context.Context, b *bus.Bus) {
 
 // OnEnd is the terminal manager's end hook: it audits every ending.
 func (s *Service) OnEnd(info terminal.Info, reason string) {
+	s.presence.ended(info)
 	s.audit.Record(context.Background(), audit.Entry{
 		Actor:        audit.Actor{ID: info.CreatedBy, Name: info.CreatedByName},
 		Action:       "terminal.close",

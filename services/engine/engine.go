@@ -48,6 +48,8 @@ var (
 type Engine struct {
 	cli  *client.Client
 	host string
+	// onError is told of every failed engine call (metrics).
+	onError func(op, kind string)
 
 	mu        sync.Mutex
 	lastErr   error
@@ -58,6 +60,11 @@ type Engine struct {
 type Options struct {
 	Host       string // empty: DOCKER_HOST or the local socket
 	APIVersion string // empty: negotiate
+	// OnError, when set, is called for every failed engine API call with
+	// the operation and the kind of failure (unavailable, not_found,
+	// conflict, too_old, other); both come from bounded sets, fit for
+	// metric labels. It must not block.
+	OnError func(op, kind string)
 }
 
 // New builds a client; it does not contact the engine.
@@ -75,7 +82,7 @@ func New(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
-	return &Engine{cli: cli, host: cli.DaemonHost()}, nil
+	return &Engine{cli: cli, host: cli.DaemonHost(), onError: opts.OnError}, nil
 }
 
 // Close releases the client's connections.
@@ -108,6 +115,9 @@ func (e *Engine) Ping(ctx context.Context) error {
 		err = &Error{Op: "ping", Kind: ErrTooOld, Msg: fmt.Sprintf("the engine speaks API %s; AICode Manager needs %s or newer (Docker 20.10+)", p.APIVersion, MinAPIVersion)}
 	}
 	err = e.wrap(err, "ping")
+	if errors.Is(err, ErrTooOld) {
+		e.report("ping", err)
+	}
 	e.record(err)
 	return err
 }
@@ -432,16 +442,45 @@ func (e *Engine) wrap(err error, op string) error {
 		return err
 	}
 	msg := Readable(err)
+	var out *Error
 	switch {
 	case client.IsErrConnectionFailed(err) || isTransport(err):
-		return &Error{Op: op, Kind: ErrUnavailable, Msg: "cannot reach the Docker engine at " + e.host + "; check that it is running and that this process may use it"}
+		out = &Error{Op: op, Kind: ErrUnavailable, Msg: "cannot reach the Docker engine at " + e.host + "; check that it is running and that this process may use it"}
 	case cerrdefs.IsNotFound(err):
-		return &Error{Op: op, Kind: ErrNotFound, Msg: msg}
+		out = &Error{Op: op, Kind: ErrNotFound, Msg: msg}
 	case cerrdefs.IsConflict(err):
-		return &Error{Op: op, Kind: ErrConflict, Msg: msg}
+		out = &Error{Op: op, Kind: ErrConflict, Msg: msg}
 	default:
-		return &Error{Op: op, Msg: msg}
+		out = &Error{Op: op, Msg: msg}
 	}
+	// Every SDK failure passes here exactly once (an error already ours
+	// returned above), so this is where failed calls are counted.
+	e.report(op, out)
+	return out
+}
+
+// report tells the OnError hook of a failed call.
+func (e *Engine) report(op string, err error) {
+	if e.onError == nil {
+		return
+	}
+	kind := "other"
+	switch {
+	case errors.Is(err, ErrUnavailable):
+		kind = "unavailable"
+	case errors.Is(err, ErrNotFound):
+		kind = "not_found"
+	case errors.Is(err, ErrConflict):
+		kind = "conflict"
+	case errors.Is(err, ErrTooOld):
+		kind = "too_old"
+	}
+	// Operation names are fixed strings, except that some carry the
+	// object they were about (an image reference): keep the verb and noun.
+	if f := strings.Fields(op); len(f) > 2 && f[0] == "inspect" && f[1] == "image" {
+		op = "inspect image"
+	}
+	e.onError(op, kind)
 }
 
 // isTransport recognises dial and connection errors the SDK does not wrap

@@ -263,12 +263,38 @@ type Store interface {
 	HeartbeatTasks(ctx context.Context, runner string) error
 	OrphanedTasks(ctx context.Context, runner string, staleBefore time.Time) ([]Task, error)
 	TaskTotals(ctx context.Context, f TaskTotalsFilter) (TaskTotals, error)
+	// CountActiveTasks counts queued and running tasks (for metrics).
+	CountActiveTasks(ctx context.Context) (queued, running int, err error)
 	AppendTaskEvents(ctx context.Context, events []TaskEvent) error
 	ListTaskEvents(ctx context.Context, taskID string, afterSeq int64, limit int) ([]TaskEvent, error)
 
 	SetCredential(ctx context.Context, c Credential) error
 	GetCredential(ctx context.Context, scope, ownerID string) (Credential, error)
 	DeleteCredential(ctx context.Context, scope, ownerID string) error
+
+	// Workspace snapshots and their schedules (snapshots.go).
+	CreateSnapshot(ctx context.Context, n *Snapshot) error
+	GetSnapshot(ctx context.Context, id string) (Snapshot, error)
+	ListSnapshots(ctx context.Context, workspaceID string, limit int) ([]Snapshot, error)
+	FinishSnapshot(ctx context.Context, id string, status SnapshotStatus, errMsg string, size, files int64) error
+	TouchSnapshot(ctx context.Context, id string) error
+	FailStaleSnapshots(ctx context.Context, before time.Time, errMsg string) ([]Snapshot, error)
+	OrphanSnapshots(ctx context.Context, limit int) ([]Snapshot, error)
+	DeleteSnapshot(ctx context.Context, id string) error
+	SetSnapshotSchedule(ctx context.Context, sc SnapshotSchedule) error
+	GetSnapshotSchedule(ctx context.Context, workspaceID string) (SnapshotSchedule, error)
+	DeleteSnapshotSchedule(ctx context.Context, workspaceID string) error
+	DueSnapshotSchedules(ctx context.Context, now time.Time, limit int) ([]SnapshotSchedule, error)
+	ClaimSnapshotSchedule(ctx context.Context, workspaceID string, prev, next time.Time) (bool, error)
+
+	// External sign-in (identities.go): provider users linked to local
+	// users, and the provider's tokens behind a session.
+	LinkIdentity(ctx context.Context, id *Identity) error
+	GetIdentity(ctx context.Context, provider, subject string) (Identity, User, error)
+	ListIdentities(ctx context.Context, provider string) (map[string]Identity, error)
+	SetIdentityEmail(ctx context.Context, provider, subject, email string) error
+	SaveSessionTokens(ctx context.Context, t SessionTokens) error
+	GetSessionTokens(ctx context.Context, sessionID string) (SessionTokens, error)
 }
 
 // NewID returns a fresh random id of the form the store uses, for callers

@@ -62,6 +62,11 @@ type run struct {
 	smu sync.Mutex
 	sw  *bufio.Writer
 
+	// cpMu orders checkpoints (sync.go) before the final transcript;
+	// stored: the final transcript is in the blob store.
+	cpMu   sync.Mutex
+	stored bool
+
 	cancelOnce sync.Once
 	cancelled  chan struct{}
 	cancelBy   string
@@ -645,9 +650,12 @@ func (r *run) finish(ctx context.Context) {
 	if r.spool != nil {
 		r.flushSpool()
 		_ = r.spool.Close()
+		r.cpMu.Lock()
 		if err := r.storeTranscript(ctx); err != nil {
 			s.log.Warn("store transcript", "task", t.ID, "err", err)
 		}
+		r.stored = true
+		r.cpMu.Unlock()
 	}
 	now := time.Now().UTC()
 	t.FinishedAt = &now

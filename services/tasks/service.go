@@ -62,6 +62,9 @@ type Deps struct {
 	Box *secrets.Box
 	// Runner names this process among replicas.
 	Runner string
+	// Replicated: other replicas share the bus (Redis) and the blob
+	// store, so a task running elsewhere can be viewed from here.
+	Replicated bool
 }
 
 // Service is the tasks service.
@@ -87,6 +90,9 @@ func New(d Deps) (*Service, error) {
 		return nil, fmt.Errorf("create task spool directory: %w", err)
 	}
 	s := &Service{d: d, log: d.Log, running: map[string]*run{}}
+	if d.Bus != nil {
+		registerCodecs(d.Bus)
+	}
 	q, err := newQueue(s)
 	if err != nil {
 		return nil, err
@@ -292,6 +298,9 @@ func (s *Service) Start(ctx context.Context) error {
 		}
 		s.housekeeping(ctx)
 	}()
+	if s.d.Replicated {
+		go s.syncLoop(ctx)
+	}
 	return nil
 }
 

@@ -44,6 +44,9 @@ func (s *Service) events(ctx context.Context, t store.Task, c Cursor, limit int)
 	if limit <= 0 || limit > MaxHistory {
 		limit = MaxHistory
 	}
+	if s.remote(t) {
+		s.requestSync(ctx, t)
+	}
 	rc, err := s.openTranscript(ctx, t)
 	if errors.Is(err, blob.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
 		return nil, false, nil

@@ -69,6 +69,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TaskClaimRace", testTaskClaimRace},
 		{"TaskEvents", testTaskEvents},
 		{"Credentials", testCredentials},
+		{"Snapshots", testSnapshots},
+		{"SnapshotSchedules", testSnapshotSchedules},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
