@@ -131,6 +131,23 @@ func TestReplicasShareEventsTerminalsAndLimits(t *testing.T) {
 		t.Fatalf("reattaching an ended terminal through B: %v", m)
 	}
 
+	// An owner that cannot be reached (it died; its entries have not
+	// expired yet): B answers itself rather than hang or fail oddly.
+	tid2 := openTerminal(t, admin, w.ID, 80, 24)
+	a.App.Replica.Presence.SetURL("http://127.0.0.1:1")
+	if err := a.App.Replica.Presence.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	lost := dial(t, onB, b, w.ID, tid2)
+	if m := lost.WaitControl("error", 10*time.Second); m["fatal"] != true {
+		t.Fatalf("attaching through B to an unreachable owner: %v", m)
+	}
+	onB.Get("/workspaces/" + w.ID + "/terminal")
+	if r := onB.Post("/workspaces/"+w.ID+"/terminals/"+tid2+"/rename", url.Values{"name": {"x"}}, false); r.Status != http.StatusNotFound {
+		t.Fatalf("renaming through B at an unreachable owner: %d; want 404", r.Status)
+	}
+	a.App.Replica.Presence.SetURL(a.URL)
+
 	// A status change made on A reaches B's viewers.
 	if r := admin.Post("/workspaces/"+w.ID+"/stop", nil, true); r.Status >= 400 {
 		t.Fatalf("stop: %d %.300s", r.Status, r.Body)

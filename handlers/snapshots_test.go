@@ -327,3 +327,76 @@ func TestSnapshotObjectStoreDown(t *testing.T) {
 		t.Errorf("snapshot after recovery: %s", st)
 	}
 }
+
+// A schedule takes snapshots when due and keeps only the newest ones.
+func TestSnapshotSchedule(t *testing.T) {
+	s := testutil.StartServer(t, testutil.Options{Env: map[string]string{"AICODE_SNAPSHOT_SCHEDULE_EVERY": "1h"}})
+	c := testutil.Setup(t, s.URL, "admin", adminPW)
+	w := createWorkspace(t, s, c, url.Values{"name": {testutil.UniqueName("sched")}})
+	fillProject(t, w.ProjectPath)
+	c.Get("/workspaces/" + w.ID + "/snapshots")
+	if r := c.Post("/workspaces/"+w.ID+"/snapshots/schedule", url.Values{"interval_hours": {"0"}, "keep_last": {"2"}}, false); r.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("interval 0: %d", r.Status)
+	}
+	if r := c.Post("/workspaces/"+w.ID+"/snapshots/schedule", url.Values{"interval_hours": {"6"}, "keep_last": {"2"}}, false); r.Status != http.StatusSeeOther {
+		t.Fatalf("set schedule: %d %s", r.Status, r.Body)
+	}
+	if r := c.Get("/workspaces/" + w.ID + "/snapshots"); !strings.Contains(r.Body, "Every 6 h, keeping the last 2") {
+		t.Error("the tab does not show the schedule")
+	}
+	ctx := context.Background()
+	// A manual snapshot is never pruned.
+	if r := c.Post("/workspaces/"+w.ID+"/snapshots", url.Values{"label": {"manual"}}, false); r.Status != http.StatusSeeOther {
+		t.Fatalf("take snapshot: %d", r.Status)
+	}
+	waitSnapshot(t, c, w.ID)
+	sc, err := s.App.Store.GetSnapshotSchedule(ctx, w.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not due yet: nothing happens.
+	s.App.Snapshots.Tick(ctx)
+	if list, _ := s.App.Store.ListSnapshots(ctx, w.ID, 10); len(list) != 1 {
+		t.Fatalf("%d snapshots before the schedule was due", len(list))
+	}
+	for i := 0; i < 3; i++ {
+		sc.NextRunAt = time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
+		if err := s.App.Store.SetSnapshotSchedule(ctx, sc); err != nil {
+			t.Fatal(err)
+		}
+		s.App.Snapshots.Tick(ctx)
+		if _, st := waitSnapshot(t, c, w.ID); st != "ready" {
+			t.Fatalf("scheduled snapshot %d: %s", i, st)
+		}
+		got, _ := s.App.Store.GetSnapshotSchedule(ctx, w.ID)
+		if !got.NextRunAt.After(time.Now().Add(5 * time.Hour)) {
+			t.Errorf("next run %s, want about 6 h from now", got.NextRunAt)
+		}
+	}
+	// Pruning follows the snapshot's completion.
+	var scheduled, manual int
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		list, _ := s.App.Store.ListSnapshots(ctx, w.ID, 10)
+		scheduled, manual = 0, 0
+		for _, n := range list {
+			if n.Scheduled {
+				scheduled++
+			} else {
+				manual++
+			}
+		}
+		if scheduled == 2 {
+			break
+		}
+	}
+	if scheduled != 2 || manual != 1 {
+		t.Errorf("after three scheduled runs with keep-last 2: %d scheduled, %d manual", scheduled, manual)
+	}
+	auditHas(t, s.App.Store, "snapshot.prune", "ok")
+	if r := c.Post("/workspaces/"+w.ID+"/snapshots/schedule", url.Values{"off": {"1"}}, false); r.Status != http.StatusSeeOther {
+		t.Fatalf("schedule off: %d", r.Status)
+	}
+	if _, err := s.App.Store.GetSnapshotSchedule(ctx, w.ID); err == nil {
+		t.Error("the schedule is still there")
+	}
+}
