@@ -42,10 +42,15 @@ type MinIOOptions struct {
 	Endpoint, AccessKey, SecretKey, Bucket, Region string
 	UseSSL                                         bool
 	// PartSize bounds the memory of one upload: objects are streamed in
-	// parts of this size, one at a time (0: DefaultPartSize; at least
-	// 5 MiB).
+	// parts of this size, uploadThreads at a time (0: DefaultPartSize; at
+	// least 5 MiB).
 	PartSize uint64
 }
+
+// uploadThreads parts of one upload are sent at once: one part is read
+// from the source while the other is on the wire, which is where a
+// snapshot's time goes. Memory per upload is uploadThreads × PartSize.
+const uploadThreads = 2
 
 // MinIO stores objects in one bucket of an S3-compatible object store.
 // Keys are the same as Local's; an object is replaced as a whole (S3
@@ -57,6 +62,9 @@ type MinIO struct {
 	bucket   string
 	endpoint string
 	partSize uint64
+	// unsigned: over TLS the payload is not hashed for the signature
+	// (TLS already protects it); over plain HTTP every chunk is signed.
+	unsigned bool
 }
 
 // NewMinIO connects to the store and creates the bucket when it is
@@ -88,7 +96,7 @@ func NewMinIO(ctx context.Context, o MinIOOptions) (*MinIO, error) {
 	if err != nil {
 		return nil, fmt.Errorf("object store %s: %w", o.Endpoint, err)
 	}
-	m := &MinIO{cli: cli, core: minio.Core{Client: cli}, bucket: o.Bucket, endpoint: o.Endpoint, partSize: o.PartSize}
+	m := &MinIO{cli: cli, core: minio.Core{Client: cli}, bucket: o.Bucket, endpoint: o.Endpoint, partSize: o.PartSize, unsigned: o.UseSSL}
 	if err := m.ensureBucket(ctx, o.Region); err != nil {
 		return nil, err
 	}
@@ -149,8 +157,11 @@ func (m *MinIO) Put(ctx context.Context, key string, r io.Reader) (int64, error)
 	// Size -1 with an explicit part size: without one, minio-go sizes the
 	// parts of an unknown-length object for 5 TiB and buffers ~512 MiB.
 	info, err := m.cli.PutObject(ctx, m.bucket, key, ctxReader{ctx, r}, -1, minio.PutObjectOptions{
-		PartSize:    m.partSize,
-		ContentType: "application/octet-stream",
+		PartSize:              m.partSize,
+		ContentType:           "application/octet-stream",
+		ConcurrentStreamParts: true,
+		NumThreads:            uploadThreads,
+		DisableContentSha256:  m.unsigned,
 	})
 	if err != nil {
 		return 0, m.fail("put", key, err)
