@@ -27,6 +27,7 @@ import (
 	"aicode/services/audit"
 	"aicode/services/auth"
 	"aicode/services/store"
+	"aicode/services/workspace"
 )
 
 // Who may do what: the files show as much as a shell in the workspace, so
@@ -62,23 +63,8 @@ type Service struct {
 
 // New wires the service; user is the workspace user "uid:gid".
 func New(ws Workspaces, rec *audit.Recorder, log *slog.Logger, user string) *Service {
-	uid, gid := parseUser(user)
+	uid, gid := workspace.ParseUser(user)
 	return &Service{ws: ws, audit: rec, log: log, uid: uid, gid: gid}
-}
-
-func parseUser(u string) (int, int) {
-	parts := strings.SplitN(u, ":", 2)
-	uid, err := strconv.Atoi(parts[0])
-	if err != nil {
-		return -1, -1
-	}
-	gid := uid
-	if len(parts) == 2 {
-		if g, err := strconv.Atoi(parts[1]); err == nil {
-			gid = g
-		}
-	}
-	return uid, gid
 }
 
 // CleanDir validates a path inside the workspace as typed in a URL and

@@ -88,7 +88,7 @@ type Service struct {
 
 // NewService wires the workspace service.
 func NewService(st store.Store, eng Engine, b *bus.Bus, rec *audit.Recorder, log *slog.Logger, root Root, def config.WorkspaceDefaults) *Service {
-	uid, gid := parseUser(def.User)
+	uid, gid := ParseUser(def.User)
 	return &Service{
 		store: st, engine: eng, bus: b, audit: rec, log: log, root: root, def: def,
 		uid: uid, gid: gid, StopTimeout: 10 * time.Second, now: time.Now,
@@ -108,9 +108,9 @@ func (s *Service) EngineHealth() error {
 	return err
 }
 
-// parseUser reads "uid:gid" from the configured workspace user; a name
-// rather than a number means the directory is not chowned (-1).
-func parseUser(u string) (int, int) {
+// ParseUser reads "uid:gid" from the configured workspace user; a name
+// rather than a number means files are not chowned (-1).
+func ParseUser(u string) (int, int) {
 	parts := strings.SplitN(u, ":", 2)
 	uid, err := strconv.Atoi(parts[0])
 	if err != nil {

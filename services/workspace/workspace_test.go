@@ -279,9 +279,9 @@ func TestParseUser(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			uid, gid := parseUser(tt.in)
+			uid, gid := ParseUser(tt.in)
 			if uid != tt.uid || gid != tt.gid {
-				t.Fatalf("parseUser(%q) = %d, %d; want %d, %d", tt.in, uid, gid, tt.uid, tt.gid)
+				t.Fatalf("ParseUser(%q) = %d, %d; want %d, %d", tt.in, uid, gid, tt.uid, tt.gid)
 			}
 		})
 	}
