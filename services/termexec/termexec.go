@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"aicode/services/engine"
@@ -79,6 +80,9 @@ type process struct {
 	wmu       sync.Mutex
 	closeOnce sync.Once
 	closeErr  error
+	// closing: Close was called, so the end of output is ours; the
+	// session already has its reason from whoever closed it.
+	closing atomic.Bool
 }
 
 func (p *process) Read(b []byte) (int, error) {
@@ -94,6 +98,9 @@ func (p *process) Read(b []byte) (int, error) {
 // signal was most likely taken down with its container, which may need a
 // moment to be reported stopped.
 func (p *process) explain(readErr error) error {
+	if p.closing.Load() {
+		return io.EOF
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	st, err := p.s.Engine.InspectExec(ctx, p.x.ID)
@@ -136,6 +143,7 @@ func (p *process) Resize(ctx context.Context, size terminal.Size) error {
 // the session is left running: a shell at its prompt exits on end of
 // input; anything still alive gets SIGHUP, then SIGKILL.
 func (p *process) Close(ctx context.Context) error {
+	p.closing.Store(true)
 	p.closeOnce.Do(func() { p.closeErr = p.shutdown(ctx) })
 	return p.closeErr
 }

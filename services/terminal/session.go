@@ -19,6 +19,27 @@ const readBufSize = 16 << 10
 // allows.
 const maxEmptyReads = 100
 
+// A read at least floodRead long means output is pouring out (a build
+// log, cat of a big file), not an echo or a prompt. The reader then
+//   - lets floodWait pass before its next read when this one did not fill
+//     the buffer, so the next one takes what piled up meanwhile rather than
+//     the few KiB the TTY hands over at a time;
+//   - reads into a floodBuf-sized buffer from a shared pool once a read
+//     fills its own small one, and gives it back when output calms down.
+//
+// That cuts the reads, frames and acknowledgements per MB several times
+// over, which is what a flood costs on a busy machine. Interactive output
+// (keystroke echoes, prompts, a redraw of a few KiB) stays below floodRead
+// and is never delayed, what a read got is published before any wait,
+// and an idle session holds only its small buffer.
+const (
+	floodRead = 4 << 10
+	floodWait = time.Millisecond
+	floodBuf  = 128 << 10
+)
+
+var floodBufs = sync.Pool{New: func() any { b := make([]byte, floodBuf); return &b }}
+
 // Session is one shell and the viewers watching it.
 //
 // Lock order: Manager.mu, then Session.mu, then Viewer.mu. The reader
@@ -136,11 +157,18 @@ func (s *Session) releaseRingLocked() {
 	}
 }
 
-// readLoop is the session's only long-lived goroutine. It reuses one
+// readLoop is the session's only long-lived goroutine. It reuses its
 // buffer; the bytes are copied into the ring and the viewer queues.
 func (s *Session) readLoop() {
 	defer s.m.readers.Done()
-	buf := make([]byte, readBufSize)
+	small := make([]byte, readBufSize)
+	buf := small
+	var big *[]byte
+	defer func() {
+		if big != nil {
+			floodBufs.Put(big)
+		}
+	}()
 	var err error
 	for empty := 0; ; {
 		var n int
@@ -148,6 +176,18 @@ func (s *Session) readLoop() {
 		if n > 0 {
 			s.publish(buf[:n])
 			empty = 0
+			full := n == len(buf)
+			switch {
+			case full && big == nil:
+				big = floodBufs.Get().(*[]byte)
+				buf = *big
+			case n < floodRead && big != nil:
+				floodBufs.Put(big)
+				big, buf = nil, small
+			}
+			if n >= floodRead && !full && err == nil {
+				time.Sleep(floodWait)
+			}
 		} else if err == nil {
 			// A broken adapter returning (0, nil) forever would spin a CPU.
 			if empty++; empty >= maxEmptyReads {

@@ -23,10 +23,16 @@ const directMax = 4 << 10
 // It writes p before returning and keeps no reference to it.
 type DirectFunc func(p []byte) bool
 
+// frameBufs holds the buffers data frames are handed out in: a flood of
+// output would otherwise allocate its own size in frames, and the garbage
+// collector's work would cost more than the copying.
+var frameBufs = sync.Pool{New: func() any { return new([]byte) }}
+
 // Frame is what a viewer gets next.
 type Frame struct {
-	// Data is terminal output; for a Resync frame, the ring snapshot. The
-	// caller owns it.
+	// Data is terminal output; for a Resync frame, the ring snapshot. It
+	// stays valid until the viewer's next call to Next, which takes the
+	// buffer back: write it out, or copy it, before then.
 	Data []byte
 	// Resync: the client must reset its screen and write Data (first
 	// frame, and after the viewer fell behind).
@@ -56,6 +62,9 @@ type Viewer struct {
 	exitSent bool
 
 	direct DirectFunc
+	// lent is the buffer of the data frame handed out last; the next call
+	// to Next puts it back in frameBufs.
+	lent *[]byte
 	// busy: Next handed out a frame the caller may not have written yet;
 	// a direct write now would overtake it. The next call to Next means
 	// it was written.
@@ -154,6 +163,7 @@ func (v *Viewer) Next(ctx context.Context) (Frame, error) {
 		}
 		v.mu.Lock()
 		v.busy = false
+		v.giveBackLocked()
 		if v.detached || v.exitSent {
 			v.mu.Unlock()
 			return Frame{}, ErrClosed
@@ -192,9 +202,10 @@ func (v *Viewer) Next(ctx context.Context) (Frame, error) {
 // flood of small reads becomes few frames without waiting for more.
 func (v *Viewer) takeLocked() Frame {
 	n := min(len(v.q)-v.off, v.s.m.opts.FrameMax)
-	// append rather than make+copy: the runtime then skips zeroing memory
-	// that is overwritten at once, which shows at hundreds of MB/s.
-	data := append([]byte(nil), v.q[v.off:v.off+n]...)
+	bp := frameBufs.Get().(*[]byte)
+	data := append((*bp)[:0], v.q[v.off:v.off+n]...)
+	*bp = data
+	v.lent = bp
 	v.off += n
 	if v.off == len(v.q) {
 		// Drained. A backing array a burst grew is let go rather than
@@ -208,6 +219,14 @@ func (v *Viewer) takeLocked() Frame {
 	v.inflight += n
 	v.busy = true
 	return Frame{Data: data}
+}
+
+// giveBackLocked returns the last data frame's buffer to the pool.
+func (v *Viewer) giveBackLocked() {
+	if v.lent != nil {
+		frameBufs.Put(v.lent)
+		v.lent = nil
+	}
 }
 
 // resyncFrame takes the snapshot under the session lock, which the reader
@@ -274,6 +293,9 @@ func (v *Viewer) Detach() {
 		v.detached = true
 		v.direct = nil
 		v.q, v.off = nil, 0
+		// Not given back to the pool: a writer may still be sending the
+		// last frame.
+		v.lent = nil
 		v.mu.Unlock()
 		v.signal()
 	})
