@@ -666,3 +666,46 @@ func (c cpuSample) sub(a cpuSample) string {
 	}
 	return strings.TrimSuffix(sb.String(), ",") + " (% of one core)"
 }
+
+// machineBusy returns the share of all CPUs busy over d, from /proc/stat.
+func machineBusy(d time.Duration) float64 {
+	read := func() (busy, total int64) {
+		b, err := os.ReadFile("/proc/stat")
+		if err != nil {
+			return 0, 0
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		for i, f := range strings.Fields(line)[1:] {
+			v, _ := strconv.ParseInt(f, 10, 64)
+			total += v
+			if i != 3 && i != 4 { // idle, iowait
+				busy += v
+			}
+		}
+		return busy, total
+	}
+	b0, t0 := read()
+	time.Sleep(d)
+	b1, t1 := read()
+	return float64(b1-b0) / float64(max(1, t1-t0))
+}
+
+// waitQuiet waits, for at most limit, until the machine is mostly idle
+// (under a fifth of its CPUs busy over half a second): a latency figure
+// taken while the previous benchmark's teardown still runs (containers
+// being removed, a server exiting) measures that teardown.
+func waitQuiet(b *testing.B, limit time.Duration) {
+	b.Helper()
+	start := time.Now()
+	for {
+		busy := machineBusy(500 * time.Millisecond)
+		if busy < 0.2 {
+			b.Logf("machine quiet (%.0f%% busy) after %s", 100*busy, time.Since(start).Round(100*time.Millisecond))
+			return
+		}
+		if time.Since(start) > limit {
+			b.Logf("machine still %.0f%% busy after %s; measuring anyway", 100*busy, limit)
+			return
+		}
+	}
+}

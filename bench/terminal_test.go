@@ -366,6 +366,7 @@ func BenchmarkTerminalEcho(b *testing.B) {
 			b.Fatalf("%s echo: %v", side, err)
 		}
 	}
+	waitQuiet(b, 30*time.Second)
 	run("raw", rawKey, raw, echoWarmup, nil)
 	run("app", appKey, t, echoWarmup, nil)
 	run("raw2", raw2Key, raw2, echoWarmup, nil)
