@@ -205,7 +205,8 @@ func (f *termFixture) rawThroughput(b *testing.B, n int) time.Duration {
 		b.Fatal(err)
 	}
 	defer h.Close()
-	// The app's session reader uses a 32 KiB buffer too.
+	// 32 KiB: between the app session's own 16 KiB buffer and the 128 KiB
+	// one it reads a flood into.
 	buf := make([]byte, 32<<10)
 	var got int64
 	var last time.Time
