@@ -620,17 +620,26 @@ func sampleCPU(serverPid int) cpuSample {
 			c.byComm[comm] += t
 		}
 	}
-	if b, err := os.ReadFile("/proc/stat"); err == nil {
-		line, _, _ := strings.Cut(string(b), "\n")
-		for i, f := range strings.Fields(line)[1:] {
-			v, _ := strconv.ParseInt(f, 10, 64)
-			c.total += v
-			if i != 3 && i != 4 { // idle, iowait
-				c.busy += v
-			}
+	c.busy, c.total = machineTicks()
+	return c
+}
+
+// machineTicks reads the busy and total CPU time of all CPUs from
+// /proc/stat, in clock ticks.
+func machineTicks() (busy, total int64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseInt(f, 10, 64)
+		total += v
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
 		}
 	}
-	return c
+	return busy, total
 }
 
 // sub describes the CPU used between a and c, as a share of one core per
@@ -667,26 +676,11 @@ func (c cpuSample) sub(a cpuSample) string {
 	return strings.TrimSuffix(sb.String(), ",") + " (% of one core)"
 }
 
-// machineBusy returns the share of all CPUs busy over d, from /proc/stat.
+// machineBusy returns the share of all CPUs busy over d.
 func machineBusy(d time.Duration) float64 {
-	read := func() (busy, total int64) {
-		b, err := os.ReadFile("/proc/stat")
-		if err != nil {
-			return 0, 0
-		}
-		line, _, _ := strings.Cut(string(b), "\n")
-		for i, f := range strings.Fields(line)[1:] {
-			v, _ := strconv.ParseInt(f, 10, 64)
-			total += v
-			if i != 3 && i != 4 { // idle, iowait
-				busy += v
-			}
-		}
-		return busy, total
-	}
-	b0, t0 := read()
+	b0, t0 := machineTicks()
 	time.Sleep(d)
-	b1, t1 := read()
+	b1, t1 := machineTicks()
 	return float64(b1-b0) / float64(max(1, t1-t0))
 }
 

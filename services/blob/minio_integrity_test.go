@@ -5,97 +5,13 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"aicode/testutil/miniotest"
+	"aicode/testutil/netproxy"
 )
-
-// corruptingProxy forwards loopback TCP to target, turning every 0xFF byte
-// the client sends into 0xFE when corrupt is set. HTTP headers never hold
-// 0xFF, so only bodies change and every signature still matches.
-type corruptingProxy struct {
-	ln      net.Listener
-	target  string
-	corrupt atomic.Bool
-	altered atomic.Int64
-	wg      sync.WaitGroup
-
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func startCorruptingProxy(t *testing.T, target string) *corruptingProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &corruptingProxy{ln: ln, target: target}
-	p.wg.Add(1)
-	go p.serve()
-	t.Cleanup(func() {
-		ln.Close()
-		p.mu.Lock()
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.mu.Unlock()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *corruptingProxy) serve() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, s)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go func() {
-			defer p.wg.Done()
-			defer s.Close()
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := c.Read(buf)
-				if n > 0 && p.corrupt.Load() {
-					for i, b := range buf[:n] {
-						if b == 0xFF {
-							buf[i] = 0xFE
-							p.altered.Add(1)
-						}
-					}
-				}
-				if n > 0 {
-					if _, werr := s.Write(buf[:n]); werr != nil {
-						return
-					}
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
-		go func() {
-			defer p.wg.Done()
-			defer c.Close()
-			_, _ = io.Copy(c, s)
-		}()
-	}
-}
 
 // TestMinIORefusesCorruptedUpload: uploads are not hashed into the
 // signature, so the per-part CRC32C is what catches a body altered on the
@@ -104,30 +20,41 @@ func (p *corruptingProxy) serve() {
 func TestMinIORefusesCorruptedUpload(t *testing.T) {
 	srv := miniotest.Shared(t)
 	bucket := srv.BucketName(t)
-	proxy := startCorruptingProxy(t, srv.Endpoint)
+	proxy := netproxy.StartTCP(t, srv.Endpoint)
+	// Every 0xFF byte a client sends becomes 0xFE. HTTP headers never
+	// hold 0xFF, so only bodies change and every signature still matches.
+	var altered atomic.Int64
+	corrupt := func(b []byte) {
+		for i, c := range b {
+			if c == 0xFF {
+				b[i] = 0xFE
+				altered.Add(1)
+			}
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	m, err := NewMinIO(ctx, MinIOOptions{Endpoint: proxy.ln.Addr().String(), AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Bucket: bucket, PartSize: minPartSize})
+	m, err := NewMinIO(ctx, MinIOOptions{Endpoint: proxy.Addr().String(), AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Bucket: bucket, PartSize: minPartSize})
 	if err != nil {
 		t.Fatalf("NewMinIO: %v", err)
 	}
 	data := make([]byte, 12<<20) // three parts of 5 MiB at most
 	data[7<<20+123] = 0xFF       // in the second part
 
-	proxy.corrupt.Store(true)
+	proxy.SetRewrite(corrupt)
 	if _, err := m.Put(ctx, "integrity/bad", bytes.NewReader(data)); err == nil {
 		t.Fatal("Put of an upload altered on the way succeeded")
 	} else {
 		t.Logf("altered upload refused: %v", err)
 	}
-	if proxy.altered.Load() == 0 {
+	if altered.Load() == 0 {
 		t.Fatal("the proxy altered nothing: the test proves nothing")
 	}
 	if _, err := m.Stat(ctx, "integrity/bad"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Stat after a refused upload: %v, want ErrNotFound", err)
 	}
 
-	proxy.corrupt.Store(false)
+	proxy.SetRewrite(nil)
 	if _, err := m.Put(ctx, "integrity/good", bytes.NewReader(data)); err != nil {
 		t.Fatalf("Put through the proxy, unaltered: %v", err)
 	}
