@@ -337,10 +337,13 @@ func (s *Server) terminalSocket() fiber.Handler {
 		cancel()
 		<-writerDone
 	}, fws.Config{
-		ReadBufferSize:  4096,
-		WriteBufferSize: 32 << 10,
+		ReadBufferSize: 4096,
+		// A whole data frame fits, so it goes out in one write: the
+		// library writes what does not fit separately, and through the
+		// server's connection wrapper that is a second system call.
+		WriteBufferSize: terminal.DefaultFrameMax,
 		// Held only while a message is written: most terminals are quiet
-		// most of the time, and hundreds of idle 32 KiB buffers add up.
+		// most of the time, and hundreds of idle buffers would add up.
 		WriteBufferPool: terminalWriteBuffers,
 		RecoverHandler: func(conn *fws.Conn) {
 			if r := recover(); r != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"runtime"
 	"sync"
@@ -265,3 +266,37 @@ func waitRing(t testing.TB, s *Session, n int) {
 		return s.ring.size >= n
 	})
 }
+
+// scriptedProc hands out output in reads of the sizes given, then io.EOF,
+// and logs each read (with the buffer it was given) and each pause the
+// session's reader takes, in order.
+type scriptedProc struct {
+	mu    sync.Mutex
+	reads []int
+	log   []string
+}
+
+func (p *scriptedProc) Read(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.reads) == 0 {
+		return 0, io.EOF
+	}
+	n := min(p.reads[0], len(b))
+	p.reads = p.reads[1:]
+	for i := range b[:n] {
+		b[i] = 'x'
+	}
+	p.log = append(p.log, fmt.Sprintf("read %d/%dK", n, len(b)>>10))
+	return n, nil
+}
+
+func (p *scriptedProc) pause(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.log = append(p.log, "pause "+d.String())
+}
+
+func (p *scriptedProc) Write(b []byte) (int, error)              { return len(b), nil }
+func (p *scriptedProc) Resize(ctx context.Context, s Size) error { return nil }
+func (p *scriptedProc) Close(ctx context.Context) error          { return nil }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -604,5 +605,54 @@ func TestReaderGivesUpOnEmptyReads(t *testing.T) {
 	waitDone(t, s, time.Second)
 	if r := s.Info().EndReason; r != io.ErrNoProgress.Error() || !f.isClosed() {
 		t.Fatalf("reason %q", r)
+	}
+}
+
+// TestReaderBatchesFloodsOnly: the reader pauses between reads only once
+// output has poured out for a while, takes a large buffer only while
+// reads fill the small one, and treats one small read inside a flood as a
+// lull, two as its end. Echoes, prompts and a redraw of a few reads never
+// wait.
+func TestReaderBatchesFloodsOnly(t *testing.T) {
+	const k = 1 << 10
+	m := NewManager(Options{}, nil)
+	defer shutdown(t, m)
+	p := &scriptedProc{reads: []int{
+		100,                                             // an echo
+		8 * k, 8 * k, 8 * k, 8 * k, 8 * k, 8 * k, 8 * k, // 56 KiB: a redraw or a flood's start
+		8 * k,    // 64 KiB in a row: a flood
+		16 * k,   // fills the small buffer
+		40 * k,   // into the large one
+		100,      // a lull
+		12 * k,   // still the flood
+		100, 100, // the end
+		8 * k, // a new streak
+	}}
+	m.sleep = p.pause
+	s, err := m.Open(context.Background(), OpenSpec{WorkspaceID: "A", CreatedBy: "u1"}, func(context.Context, Size) (Process, error) { return p, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the session did not end at EOF")
+	}
+	want := []string{
+		"read 100/16K",
+		"read 8192/16K", "read 8192/16K", "read 8192/16K", "read 8192/16K", "read 8192/16K", "read 8192/16K", "read 8192/16K",
+		"read 8192/16K", "pause 4ms",
+		"read 16384/16K",
+		"read 40960/128K", "pause 4ms",
+		"read 100/128K",
+		"read 12288/16K", "pause 4ms",
+		"read 100/16K", "read 100/16K",
+		"read 8192/16K",
+	}
+	p.mu.Lock()
+	got := p.log
+	p.mu.Unlock()
+	if !slices.Equal(got, want) {
+		t.Fatalf("reads and pauses:\n got %q\nwant %q", got, want)
 	}
 }

@@ -57,7 +57,7 @@ type Options struct {
 	MaxPerWorkspace int                // default 10
 	ViewerQueue     int                // max bytes queued for one viewer before it is dropped to "resync" (default 256 KiB)
 	AckWindow       int                // max bytes sent to a viewer and not yet acknowledged before sending pauses (default 512 KiB)
-	FrameMax        int                // max bytes per data frame handed to a viewer (default 64 KiB); a resync frame carries the whole snapshot
+	FrameMax        int                // max bytes per data frame handed to a viewer (default 128 KiB); a resync frame carries the whole snapshot
 	OnEnd           func(Info, string) // called once when a session ends, with its reason (for audit); may be nil
 }
 
@@ -68,7 +68,7 @@ const (
 	DefaultMaxPerWorkspace = 10
 	DefaultViewerQueue     = 256 << 10
 	DefaultAckWindow       = 512 << 10
-	DefaultFrameMax        = 64 << 10
+	DefaultFrameMax        = 128 << 10
 )
 
 func (o Options) withDefaults() Options {
@@ -161,6 +161,9 @@ type Manager struct {
 	// fully ended, so waiting for it waits for every Process.Close and
 	// OnEnd too.
 	readers sync.WaitGroup
+
+	// sleep is how readers pause in a flood (time.Sleep; tests record it).
+	sleep func(time.Duration)
 }
 
 // NewManager returns an empty manager. log may be nil.
@@ -175,6 +178,7 @@ func NewManager(opts Options, log *slog.Logger) *Manager {
 		byWS:     map[string]map[string]*Session{},
 		starting: map[string]int{},
 		opened:   map[string]int{},
+		sleep:    time.Sleep,
 	}
 }
 

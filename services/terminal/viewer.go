@@ -9,7 +9,11 @@ import (
 // in small chunks that are taken at once.
 const queueMinAlloc = 4 << 10
 
-// queueKeep is the most a drained viewer queue keeps allocated.
+// queueKeep is the most a drained viewer queue keeps allocated. A queue
+// that needs more takes a flood buffer from the shared pool instead, and
+// gives it back (or hands it out as a frame) once drained: a flood would
+// otherwise allocate its own size in queue arrays, and the garbage
+// collector's work cost more than the copying.
 const queueKeep = 16 << 10
 
 // directMax bounds what goes out through a DirectFunc: a frame that small, with that
@@ -54,8 +58,9 @@ type Viewer struct {
 	mu       sync.Mutex
 	q        []byte // queued output, from off on
 	off      int
-	resync   bool // the queue was dropped (or never started): send a snapshot next
-	inflight int  // bytes handed out and not yet acknowledged
+	qbox     *[]byte // q's array when it came from floodBufs, else nil
+	resync   bool    // the queue was dropped (or never started): send a snapshot next
+	inflight int     // bytes handed out and not yet acknowledged
 	detached bool
 	ended    bool // the session ended; exit after the queue drains
 	reason   string
@@ -63,8 +68,10 @@ type Viewer struct {
 
 	direct DirectFunc
 	// lent is the buffer of the data frame handed out last; the next call
-	// to Next puts it back in frameBufs.
-	lent *[]byte
+	// to Next puts it back in its pool: floodBufs if lentFlood, else
+	// frameBufs.
+	lent      *[]byte
+	lentFlood bool
 	// busy: Next handed out a frame the caller may not have written yet;
 	// a direct write now would overtake it. The next call to Next means
 	// it was written.
@@ -113,7 +120,7 @@ func (v *Viewer) offer(p []byte, limit int) {
 	if queued+len(p) > limit {
 		// Released rather than kept: a viewer this far behind may stay
 		// stalled for a long time.
-		v.q, v.off = nil, 0
+		v.releaseQueueLocked()
 		v.resync = true
 		v.drops++
 	} else {
@@ -126,6 +133,8 @@ func (v *Viewer) offer(p []byte, limit int) {
 
 // enqueue appends p, reusing the backing array and never growing it past
 // what limit needs, so a burst does not leave twice the limit allocated.
+// Beyond queueKeep the array is a pooled flood buffer when one is large
+// enough.
 func (v *Viewer) enqueue(p []byte, limit int) {
 	if len(v.q)+len(p) <= cap(v.q) {
 		v.q = append(v.q, p...)
@@ -135,12 +144,30 @@ func (v *Viewer) enqueue(p []byte, limit int) {
 	need := queued + len(p)
 	if need <= cap(v.q) {
 		copy(v.q, v.q[v.off:])
-	} else {
-		nq := make([]byte, queued, min(max(need, 2*cap(v.q), queueMinAlloc), max(need, limit)))
-		copy(nq, v.q[v.off:])
-		v.q = nq
+		v.q, v.off = append(v.q[:queued], p...), 0
+		return
 	}
-	v.q, v.off = append(v.q[:queued], p...), 0
+	var nq []byte
+	var box *[]byte
+	size := min(max(need, 2*cap(v.q), queueMinAlloc), max(need, limit))
+	if size > queueKeep && need <= floodBuf {
+		box = floodBufs.Get().(*[]byte)
+		nq = (*box)[:queued]
+	} else {
+		nq = make([]byte, queued, size)
+	}
+	copy(nq, v.q[v.off:])
+	v.releaseQueueLocked()
+	v.q, v.qbox = append(nq, p...), box
+}
+
+// releaseQueueLocked drops the queue, giving a pooled array back.
+func (v *Viewer) releaseQueueLocked() {
+	if v.qbox != nil {
+		floodBufs.Put(v.qbox)
+		v.qbox = nil
+	}
+	v.q, v.off = nil, 0
 }
 
 // sessionEnded is called under the session lock when the session ends.
@@ -184,7 +211,7 @@ func (v *Viewer) Next(ctx context.Context) (Frame, error) {
 		if v.ended && !v.resync && v.off == len(v.q) {
 			v.exitSent = true
 			v.busy = true
-			v.q = nil
+			v.releaseQueueLocked()
 			f := Frame{Exit: true, Reason: v.reason}
 			v.mu.Unlock()
 			return f, nil
@@ -199,34 +226,46 @@ func (v *Viewer) Next(ctx context.Context) (Frame, error) {
 }
 
 // takeLocked hands out up to FrameMax queued bytes as one frame, so a
-// flood of small reads becomes few frames without waiting for more.
+// flood of small reads becomes few frames without waiting for more. A
+// pooled queue array that goes out whole is lent as it is, not copied.
 func (v *Viewer) takeLocked() Frame {
 	n := min(len(v.q)-v.off, v.s.m.opts.FrameMax)
+	v.inflight += n
+	v.busy = true
+	if v.qbox != nil && v.off+n == len(v.q) {
+		data := v.q[v.off:]
+		v.lent, v.lentFlood = v.qbox, true
+		v.q, v.off, v.qbox = nil, 0, nil
+		return Frame{Data: data}
+	}
 	bp := frameBufs.Get().(*[]byte)
 	data := append((*bp)[:0], v.q[v.off:v.off+n]...)
 	*bp = data
-	v.lent = bp
+	v.lent, v.lentFlood = bp, false
 	v.off += n
 	if v.off == len(v.q) {
 		// Drained. A backing array a burst grew is let go rather than
 		// kept for the session's lifetime: hundreds of sessions each
 		// keeping their largest burst would add up.
 		if cap(v.q) > queueKeep {
-			v.q = nil
+			v.releaseQueueLocked()
 		}
 		v.q, v.off = v.q[:0], 0
 	}
-	v.inflight += n
-	v.busy = true
 	return Frame{Data: data}
 }
 
-// giveBackLocked returns the last data frame's buffer to the pool.
+// giveBackLocked returns the last data frame's buffer to its pool.
 func (v *Viewer) giveBackLocked() {
-	if v.lent != nil {
-		frameBufs.Put(v.lent)
-		v.lent = nil
+	if v.lent == nil {
+		return
 	}
+	if v.lentFlood {
+		floodBufs.Put(v.lent)
+	} else {
+		frameBufs.Put(v.lent)
+	}
+	v.lent = nil
 }
 
 // resyncFrame takes the snapshot under the session lock, which the reader
@@ -244,6 +283,9 @@ func (v *Viewer) resyncFrame(window int) (Frame, bool) {
 	snap := s.ring.snapshot()
 	v.resync = false
 	v.busy = true
+	if v.qbox != nil {
+		v.releaseQueueLocked()
+	}
 	v.q, v.off = v.q[:0], 0
 	v.inflight += len(snap)
 	return Frame{Data: snap, Resync: true}, true
@@ -292,7 +334,7 @@ func (v *Viewer) Detach() {
 		v.mu.Lock()
 		v.detached = true
 		v.direct = nil
-		v.q, v.off = nil, 0
+		v.releaseQueueLocked()
 		// Not given back to the pool: a writer may still be sending the
 		// last frame.
 		v.lent = nil

@@ -708,6 +708,36 @@ func TestDrainedQueueLetsGoOfBurstCapacity(t *testing.T) {
 	}
 }
 
+// TestFloodQueuesAllocateNothing: flood-sized output passes through a
+// viewer's queue in pooled buffers. Releasing a drained queue array to the
+// garbage collector instead cost a flood more CPU than the copying did.
+func TestFloodQueuesAllocateNothing(t *testing.T) {
+	m := NewManager(Options{}, nil)
+	defer shutdown(t, m)
+	s, _ := open(t, m, "A")
+	v := attach(t, s, true)
+	firstResync(t, v)
+	ctx := context.Background()
+	chunk := lines(11, 40<<10)
+	cycle := func() {
+		// Two reads' worth queued before the writer takes them, as when
+		// it is busy with the previous frame.
+		s.publish(chunk[:len(chunk)/2])
+		s.publish(chunk[len(chunk)/2:])
+		f, err := v.Next(ctx)
+		if err != nil || f.Resync || !bytes.Equal(f.Data, chunk) {
+			t.Fatalf("frame: err %v, resync %v, %d bytes, equal %v", err, f.Resync, len(f.Data), bytes.Equal(f.Data, chunk))
+		}
+		v.Ack(len(f.Data))
+	}
+	for range 10 {
+		cycle()
+	}
+	if a := testing.AllocsPerRun(200, cycle); a != 0 {
+		t.Fatalf("%.0f allocations per 40 KiB frame", a)
+	}
+}
+
 // wire stands for a client connection written by both the reader (direct)
 // and the goroutine calling Next.
 type wire struct {
@@ -797,6 +827,32 @@ func TestDirectWriteOnlyWhileTheWriterIsIdle(t *testing.T) {
 	}
 }
 
+// waitIdle acknowledges what went out directly, as a browser does in
+// time, and waits until v has nothing queued, its writer has come back for
+// more, and little is unacknowledged: the state in which output may go out
+// directly.
+func waitIdle(t *testing.T, v *Viewer, w *wire) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		w.mu.Lock()
+		n := w.unacked
+		w.unacked = 0
+		w.mu.Unlock()
+		v.Ack(n)
+		v.mu.Lock()
+		idle := len(v.q) == v.off && !v.busy && v.inflight < directMax/2
+		v.mu.Unlock()
+		if idle {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the viewer's writer did not catch up")
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
 func TestDirectAndQueuedWritesKeepTheOrder(t *testing.T) {
 	// A queue that never overflows: a resync would drop bytes by design.
 	m := NewManager(Options{ViewerQueue: 64 << 20}, nil)
@@ -847,6 +903,13 @@ func TestDirectAndQueuedWritesKeepTheOrder(t *testing.T) {
 			n = min(len(p), 1+rng.IntN(8<<10))
 		}
 		w.refuse.Store(rng.IntN(4) == 0)
+		if rng.IntN(64) == 0 {
+			// Now and then the writer catches up before a small write,
+			// as between keystrokes, so that some go out directly.
+			n = min(n, 64)
+			w.refuse.Store(false)
+			waitIdle(t, v, w)
+		}
 		if err := f.out(p[:n]); err != nil {
 			t.Fatal(err)
 		}
