@@ -942,7 +942,8 @@ func (w wsSource) next() ([]byte, bool, error) {
 }
 
 // rawSource is a shell in an exec attached through the SDK, as the app
-// starts one, read with the app's 32 KiB buffer.
+// starts one, read with a 32 KiB buffer (between the app session's own
+// 16 KiB one and the 128 KiB one it reads a flood into).
 type rawSource struct {
 	h   hijacked
 	buf []byte
