@@ -134,6 +134,10 @@ func TestBrowserLogs(t *testing.T) {
 		testutil.Click(sel("workspace-status")+` [data-testid="action-stop"]`),
 		chromedp.WaitVisible(chromedp.CSS(sel("events-feed")+` [data-kind="die"]`)),
 		chromedp.WaitVisible(chromedp.CSS(sel("logs-status")+`[data-state="ended"]`)),
+		// And the status card offers Start, as the other browser tests
+		// wait for, before it is clicked: the feed's die event can come
+		// before the app has recorded the stop.
+		chromedp.WaitVisible(chromedp.CSS(sel("workspace-status")+` [data-testid="action-start"]`)),
 	)
 	starts := `document.querySelectorAll('` + sel("events-feed") + ` [data-kind="start"]').length`
 	before := testutil.Eval[float64](t, b, starts)
