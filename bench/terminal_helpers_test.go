@@ -234,10 +234,10 @@ func (m *markerScan) feed(data []byte) bool {
 
 func (m *markerScan) reset() { m.carry = m.carry[:0] }
 
-// waitFor reads (and acknowledges) output until pattern appears; each
-// piece of output goes to each first, if not nil. It returns when the
-// pattern was seen, taken before the acknowledgement is sent.
-func (t *termWS) waitFor(pattern string, each func([]byte)) (time.Time, error) {
+// waitFor reads (and acknowledges) output until pattern appears. It
+// returns when the pattern was seen, taken before the acknowledgement is
+// sent.
+func (t *termWS) waitFor(pattern string) (time.Time, error) {
 	scan := newMarkerScan(pattern)
 	for {
 		data, err := t.read()
@@ -249,9 +249,6 @@ func (t *termWS) waitFor(pattern string, each func([]byte)) (time.Time, error) {
 		}
 		found := scan.feed(data)
 		at := time.Now()
-		if each != nil {
-			each(data)
-		}
 		if err := t.ack(len(data)); err != nil {
 			return time.Time{}, err
 		}
@@ -340,7 +337,7 @@ func attachTerm(base string, jar http.CookieJar, ws, tid string) (*termWS, error
 		return nil, err
 	}
 	if err := withTimeout(30*time.Second, t, func() error {
-		_, err := t.waitFor("$ ", nil)
+		_, err := t.waitFor("$ ")
 		return err
 	}); err != nil {
 		t.Close()

@@ -177,14 +177,14 @@ func BenchmarkTerminalThroughput(b *testing.B) {
 		sides := []func(){
 			func() {
 				c0 := sampleCPU(f.s.Pid())
-				rawD = f.rawShellThroughput(b, raw, n, 1000+r+1)
+				rawD, _, _ = typedThroughput(b, "raw shell", raw, n, 1000+r+1)
 				if r >= 0 {
 					b.Logf("round %d: raw shell side CPU %s", r, sampleCPU(f.s.Pid()).sub(c0))
 				}
 			},
 			func() {
 				c0 := sampleCPU(f.s.Pid())
-				appD, xs, d = f.appThroughput(b, n, 1000+r+1)
+				appD, xs, d = typedThroughput(b, "app", wsSource{f.term}, n, 1000+r+1)
 				if r >= 0 {
 					b.Logf("round %d: app side CPU %s", r, sampleCPU(f.s.Pid()).sub(c0))
 				}
@@ -269,65 +269,51 @@ func (f *termFixture) rawThroughput(b *testing.B, n int) time.Duration {
 	return last.Sub(start)
 }
 
-// rawShellThroughput types the producer followed by a unique end marker
-// into a login shell attached straight through the SDK, and reads (with
-// the app session's buffer size) until the marker; it returns the time
-// from typing to the marker, as appThroughput does for the app.
-func (f *termFixture) rawShellThroughput(b *testing.B, raw *rawSource, n, tag int) time.Duration {
+// typedThroughput types the producer followed by a unique end marker into
+// a shell and reads until the marker, acknowledging output as the browser
+// does (the raw side has no one to acknowledge to). It returns the time
+// from typing to the marker, how many 'x' bytes arrived, and how many
+// resyncs (drops) happened meanwhile. The app and the raw shell are
+// measured by this same code.
+func typedThroughput(b *testing.B, side string, src loadSource, n, tag int) (time.Duration, int64, int) {
 	b.Helper()
-	cmd := fmt.Sprintf("%s; echo RSEND-$((%d+1))\r", producer(n), tag-1)
-	scan := newMarkerScan(fmt.Sprintf("RSEND-%d", tag))
+	// The marker the shell prints (TPEND-<tag>) is not in the echoed
+	// command line, which holds the unevaluated arithmetic.
+	cmd := fmt.Sprintf("%s; echo TPEND-$((%d+1))\r", producer(n), tag-1)
+	scan := newMarkerScan(fmt.Sprintf("TPEND-%d", tag))
+	drops0 := src.drops()
+	var xs int64
 	var at time.Time
 	start := time.Now()
-	err := withTimeout(10*time.Minute, raw, func() error {
-		if err := raw.typeIn(cmd); err != nil {
+	err := withTimeout(10*time.Minute, src, func() error {
+		if err := src.typeIn(cmd); err != nil {
 			return err
 		}
 		for {
-			data, _, err := raw.next()
+			data, resync, err := src.next()
 			if err != nil {
 				return err
 			}
-			if scan.feed(data) {
-				at = time.Now()
+			if resync {
+				scan.reset()
+			}
+			found := scan.feed(data)
+			now := time.Now()
+			xs += int64(bytes.Count(data, []byte{'x'}))
+			if err := src.ack(len(data)); err != nil {
+				return err
+			}
+			if found {
+				at = now
 				return nil
 			}
 		}
 	})
 	if err != nil {
-		b.Fatalf("raw shell throughput: %v", err)
-	}
-	return at.Sub(start)
-}
-
-// appThroughput types the producer followed by a unique end marker into
-// the terminal and reads until the marker; it returns the time from typing
-// to the marker, how many 'x' bytes arrived, and how many resyncs (drops)
-// happened meanwhile.
-func (f *termFixture) appThroughput(b *testing.B, n, tag int) (time.Duration, int64, int) {
-	b.Helper()
-	t := f.term
-	// The marker the shell prints (END-<tag>) is not in the echoed command
-	// line, which holds the unevaluated arithmetic.
-	cmd := fmt.Sprintf("%s; echo TPEND-$((%d+1))\r", producer(n), tag-1)
-	marker := fmt.Sprintf("TPEND-%d", tag)
-	drops0 := t.drops()
-	var xs int64
-	var at time.Time
-	start := time.Now()
-	err := withTimeout(10*time.Minute, t, func() error {
-		if err := t.typeIn(cmd); err != nil {
-			return err
-		}
-		var err error
-		at, err = t.waitFor(marker, func(p []byte) { xs += int64(bytes.Count(p, []byte{'x'})) })
-		return err
-	})
-	if err != nil {
-		b.Fatalf("app throughput: %v", err)
+		b.Fatalf("%s throughput: %v", side, err)
 	}
 	// The echoed command line holds one 'x' ("tr '\0' x").
-	return at.Sub(start), xs - 1, t.drops() - drops0
+	return at.Sub(start), xs - 1, src.drops() - drops0
 }
 
 const (
@@ -360,7 +346,7 @@ func BenchmarkTerminalEcho(b *testing.B) {
 		if err := t.typeIn("cat\r"); err != nil {
 			return err
 		}
-		_, err := t.waitFor("\n", nil)
+		_, err := t.waitFor("\n")
 		return err
 	}); err != nil {
 		b.Fatalf("start cat in the terminal: %v", err)
@@ -411,7 +397,7 @@ func BenchmarkTerminalEcho(b *testing.B) {
 		if key != 'a' {
 			return 0, nil
 		}
-		at, err := t.waitFor("a", nil)
+		at, err := t.waitFor("a")
 		return at.Sub(start), err
 	}
 	// run types n keys on one side, killing the line every echoKill keys.
