@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -30,7 +31,11 @@ func openBlobs(ctx context.Context, cfg config.Config, log *slog.Logger) (blob.S
 		Region:    cfg.Blob.Region,
 		UseSSL:    cfg.Blob.UseSSL,
 		PartSize:  uint64(cfg.Blob.PartSizeMB) << 20,
+		KMSKey:    cfg.Blob.KMSKey,
 	})
+	if errors.Is(err, blob.ErrKMS) {
+		return nil, fmt.Errorf("blob store (AICODE_MINIO_KMS_KEY): %w", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("blob store (AICODE_MINIO_ENDPOINT): %w", err)
 	}

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"encoding/base64"
 	"net"
 	"os"
 	"path/filepath"
@@ -270,6 +271,12 @@ func TestComposeAppEnvironment(t *testing.T) {
 		if cfg.Blob.MinIOEndpoint != "minio:9000" {
 			t.Errorf("%s: AICODE_MINIO_ENDPOINT = %q", name, cfg.Blob.MinIOEndpoint)
 		}
+		// The key the app asks for is the one MinIO's KMS holds, and that
+		// is a 32-byte key.
+		held, key, _ := strings.Cut(env(p.Services["minio"], "MINIO_KMS_SECRET_KEY"), ":")
+		if raw, err := base64.StdEncoding.DecodeString(key); cfg.Blob.KMSKey == "" || held != cfg.Blob.KMSKey || err != nil || len(raw) != 32 {
+			t.Errorf("%s: the app encrypts with KMS key %q; MinIO holds %q (%d bytes, %v)", name, cfg.Blob.KMSKey, held, len(raw), err)
+		}
 		if _, port, _ := net.SplitHostPort(cfg.ListenAddr); port != "8080" || !strings.HasPrefix(cfg.ListenAddr, "0.0.0.0:") {
 			t.Errorf("%s: the app listens on %s; nginx and the image expect 0.0.0.0:8080", name, cfg.ListenAddr)
 		}
@@ -292,7 +299,7 @@ func TestComposeAppEnvironment(t *testing.T) {
 	// a per-replica default.
 	p := mustLoadCompose(t, prodCompose, deployEnv(t, prodSecrets()))
 	app := p.Services["app"]
-	for _, k := range []string{"AICODE_SESSION_SECRET", "AICODE_SECRET_KEY", "AICODE_METRICS_TOKEN", "AICODE_REDIS_URL", "AICODE_MINIO_ENDPOINT", "AICODE_BASE_URL", "DATABASE_URL"} {
+	for _, k := range []string{"AICODE_SESSION_SECRET", "AICODE_SECRET_KEY", "AICODE_METRICS_TOKEN", "AICODE_REDIS_URL", "AICODE_MINIO_ENDPOINT", "AICODE_MINIO_KMS_KEY", "AICODE_BASE_URL", "DATABASE_URL"} {
 		if env(app, k) == "" {
 			t.Errorf("production: %s is not set for the app", k)
 		}

@@ -70,6 +70,7 @@ func prodSecrets() map[string]string {
 		"POSTGRES_PASSWORD":      "pg-secret-0123456789",
 		"REDIS_PASSWORD":         "redis-secret-0123456789",
 		"MINIO_ROOT_PASSWORD":    "minio-secret-0123456789",
+		"MINIO_KMS_KEY":          "bWluaW8ta21zLWtleS0wMTIzNDU2Nzg5YWJjZGVmMDE=",
 		"GRAFANA_ADMIN_PASSWORD": "grafana-secret-0123456789",
 		"AICODE_SESSION_SECRET":  "session-secret-0123456789abcdef0123456789",
 		"AICODE_SECRET_KEY":      strings.Repeat("ab", 32),

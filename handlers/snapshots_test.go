@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+
 	"aicode/services/blob"
 	"aicode/services/store"
 	"aicode/testutil"
@@ -251,6 +253,39 @@ func TestSnapshotRoundTripMinIO(t *testing.T) {
 	srv := miniotest.Shared(t)
 	s := testutil.StartServer(t, testutil.Options{Env: minioEnv(t, srv, srv.BucketName(t))})
 	snapshotRoundTrip(t, s, func() blob.Store { return s.App.Blobs })
+}
+
+// With a KMS key the archive is stored encrypted (SSE-KMS) and restores
+// byte for byte all the same.
+func TestSnapshotRoundTripMinIOEncrypted(t *testing.T) {
+	priv := miniotest.StartPrivate(t)
+	bucket := priv.BucketName(t)
+	env := minioEnv(t, priv.Server, bucket)
+	env["AICODE_MINIO_KMS_KEY"] = priv.KMSKey
+	s := testutil.StartServer(t, testutil.Options{Env: env})
+	snapshotRoundTrip(t, s, func() blob.Store {
+		return sseChecked{Store: s.App.Blobs, t: t, cli: priv.Client(t), bucket: bucket}
+	})
+}
+
+// sseChecked is a blob store whose Stat also checks that the object is
+// stored encrypted with SSE-KMS.
+type sseChecked struct {
+	blob.Store
+	t      *testing.T
+	cli    *minio.Client
+	bucket string
+}
+
+func (c sseChecked) Stat(ctx context.Context, key string) (int64, error) {
+	info, err := c.cli.StatObject(ctx, c.bucket, key, minio.StatObjectOptions{})
+	if err != nil {
+		return c.Store.Stat(ctx, key) // the store's own error
+	}
+	if got := info.Metadata.Get("X-Amz-Server-Side-Encryption"); got != "aws:kms" {
+		c.t.Errorf("%s is stored with server-side encryption %q, want aws:kms", key, got)
+	}
+	return c.Store.Stat(ctx, key)
 }
 
 func TestSnapshotRoundTripPostgres(t *testing.T) {

@@ -82,12 +82,21 @@ func Write(ctx context.Context, w io.Writer, root *os.Root, opts WriteOptions) (
 		out = gz
 	}
 	// Headers are 512-byte writes; buffering them spares a pipe or socket
-	// one round trip per small file.
-	bw := bufio.NewWriterSize(out, 64<<10)
-	tw := tar.NewWriter(bw)
+	// one round trip per small file. A writer that takes bytes in place
+	// (an upload's part buffer) is memory already: files are read straight
+	// into it, with no copy in between.
+	var bw *bufio.Writer
+	var tw *tar.Writer
+	inPlace, _ := out.(inPlace)
+	if inPlace != nil {
+		tw = tar.NewWriter(out)
+	} else {
+		bw = bufio.NewWriterSize(out, 64<<10)
+		tw = tar.NewWriter(bw)
+	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
-	wr := &writer{ctx: ctx, root: root, tw: tw, buf: *bp, opts: opts, st: &st}
+	wr := &writer{ctx: ctx, root: root, tw: tw, buf: *bp, opts: opts, st: &st, inPlace: inPlace}
 	fi, err := root.Lstat(".")
 	if err != nil {
 		return st, fmt.Errorf("read tree: %w", err)
@@ -98,8 +107,10 @@ func Write(ctx context.Context, w io.Writer, root *os.Root, opts WriteOptions) (
 	if err := tw.Close(); err != nil {
 		return st, fmt.Errorf("write archive: %w", err)
 	}
-	if err := bw.Flush(); err != nil {
-		return st, fmt.Errorf("write archive: %w", err)
+	if bw != nil {
+		if err := bw.Flush(); err != nil {
+			return st, fmt.Errorf("write archive: %w", err)
+		}
 	}
 	if gz != nil {
 		if err := gz.Close(); err != nil {
@@ -116,6 +127,15 @@ type writer struct {
 	buf  []byte
 	opts WriteOptions
 	st   *Stats
+	// inPlace is the output when it takes bytes read into its own buffer
+	// (blob.InPlace; nil otherwise).
+	inPlace inPlace
+}
+
+// inPlace is blob.InPlace: Avail is the free space at the output's write
+// position, and writing a prefix of it keeps the bytes where they are.
+type inPlace interface {
+	Avail() []byte
 }
 
 // name is the entry name of rel in the archive.
@@ -233,7 +253,12 @@ func (w *writer) file(rel string) error {
 	if err := w.tw.WriteHeader(h); err != nil {
 		return fmt.Errorf("write archive: %w", err)
 	}
-	n, err := io.CopyBuffer(w.tw, io.LimitReader(ctxReader{w.ctx, f}, h.Size), w.buf)
+	var n int64
+	if w.inPlace != nil {
+		n, err = w.copyInPlace(f, h.Size)
+	} else {
+		n, err = io.CopyBuffer(w.tw, io.LimitReader(ctxReader{w.ctx, f}, h.Size), w.buf)
+	}
 	if err != nil {
 		return fmt.Errorf("archive %s: %w", rel, err)
 	}
@@ -246,6 +271,39 @@ func (w *writer) file(rel string) error {
 	w.st.Files++
 	w.st.Bytes += h.Size
 	return nil
+}
+
+// copyInPlace reads up to size bytes of f straight into the output's
+// buffer and passes them through the tar writer (which counts them) to
+// the output, which keeps them where they were read.
+func (w *writer) copyInPlace(f io.Reader, size int64) (int64, error) {
+	var n int64
+	for n < size {
+		if err := w.ctx.Err(); err != nil {
+			return n, err
+		}
+		dst := w.inPlace.Avail()
+		if len(dst) == 0 {
+			// The output failed; a plain write through the buffer
+			// brings its error back.
+			dst = w.buf
+		}
+		k := min(int64(len(dst)), int64(len(w.buf)), size-n)
+		m, err := f.Read(dst[:k])
+		if m > 0 {
+			if _, werr := w.tw.Write(dst[:m]); werr != nil {
+				return n, werr
+			}
+			n += int64(m)
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 func (w *writer) symlink(rel string, fi fs.FileInfo) error {

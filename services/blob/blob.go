@@ -23,6 +23,9 @@ type Store interface {
 	// Put stores r's bytes under key, replacing any object there; readers
 	// see either the old object or the whole new one.
 	Put(ctx context.Context, key string, r io.Reader) (int64, error)
+	// Create starts an object to be written piece by piece (a snapshot's
+	// archive as it is made); nothing is visible under key until Commit.
+	Create(ctx context.Context, key string) (Writer, error)
 	// Open reads an object.
 	Open(ctx context.Context, key string) (io.ReadCloser, error)
 	// Delete removes an object; a missing one is not an error.
@@ -64,32 +67,81 @@ func (l *Local) path(key string) (string, error) {
 
 // Put writes to a temporary file and renames it into place.
 func (l *Local) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
-	p, err := l.path(key)
+	w, err := l.Create(ctx, key)
 	if err != nil {
 		return 0, err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+	if _, err := io.Copy(w, ctxReader{ctx, r}); err != nil {
+		w.Abort()
 		return 0, fmt.Errorf("put %s: %w", key, err)
+	}
+	return w.Commit()
+}
+
+// Create writes the object to a temporary file beside its own, renamed
+// into place on Commit.
+func (l *Local) Create(ctx context.Context, key string) (Writer, error) {
+	p, err := l.path(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+		return nil, fmt.Errorf("put %s: %w", key, err)
 	}
 	f, err := os.CreateTemp(filepath.Dir(p), ".put-*")
 	if err != nil {
-		return 0, fmt.Errorf("put %s: %w", key, err)
+		return nil, fmt.Errorf("put %s: %w", key, err)
 	}
-	n, err := io.Copy(f, ctxReader{ctx, r})
+	return &fileWriter{ctx: ctx, f: f, key: key, path: p}, nil
+}
+
+// fileWriter is an object of Local being written.
+type fileWriter struct {
+	ctx       context.Context
+	f         *os.File
+	key, path string
+	n         int64
+	done      bool
+}
+
+func (w *fileWriter) Write(p []byte) (int, error) {
+	if err := w.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := w.f.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+func (w *fileWriter) Commit() (int64, error) {
+	if w.done {
+		return 0, errors.New("blob: object already committed or aborted")
+	}
+	w.done = true
+	err := w.ctx.Err()
 	if err == nil {
-		err = f.Sync()
+		err = w.f.Sync()
 	}
-	if cerr := f.Close(); err == nil {
+	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), p)
+		err = os.Rename(w.f.Name(), w.path)
 	}
 	if err != nil {
-		_ = os.Remove(f.Name())
-		return 0, fmt.Errorf("put %s: %w", key, err)
+		_ = os.Remove(w.f.Name())
+		return 0, fmt.Errorf("put %s: %w", w.key, err)
 	}
-	return n, nil
+	return w.n, nil
+}
+
+func (w *fileWriter) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	w.f.Close()
+	_ = os.Remove(w.f.Name())
 }
 
 // Open opens the object's file.

@@ -123,6 +123,98 @@ func conformance(t *testing.T, open func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("CreateCommitAbort", func(t *testing.T) {
+		s := open(t)
+		if _, err := s.Put(ctx, "doc", strings.NewReader("old")); err != nil {
+			t.Fatal(err)
+		}
+		// Written piece by piece, in and over part-sized amounts, and
+		// through the in-place buffer when the writer has one.
+		var want bytes.Buffer
+		w, err := s.Create(ctx, "doc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 40 {
+			chunk := bytes.Repeat([]byte{byte('a' + i%26)}, 1+i*73_000)
+			if ip, ok := w.(InPlace); ok && i%2 == 0 {
+				free := ip.Avail()
+				k := copy(free, chunk)
+				chunk = free[:k]
+			}
+			want.Write(chunk)
+			if _, err := w.Write(chunk); err != nil {
+				t.Fatal(err)
+			}
+			if i == 5 {
+				// Nothing shows before Commit.
+				if got := readAll(t, s, "doc"); string(got) != "old" {
+					t.Fatalf("before commit: %d bytes", len(got))
+				}
+			}
+		}
+		n, err := w.Commit()
+		if err != nil || n != int64(want.Len()) {
+			t.Fatalf("commit: %d %v, want %d bytes", n, err, want.Len())
+		}
+		if got := readAll(t, s, "doc"); !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("read back %d bytes, want %d", len(got), want.Len())
+		}
+		w.Abort() // after Commit: nothing happens
+		if got := readAll(t, s, "doc"); !bytes.Equal(got, want.Bytes()) {
+			t.Fatal("Abort after Commit changed the object")
+		}
+		if _, err := w.Commit(); err == nil {
+			t.Error("a second Commit succeeded")
+		}
+
+		// Aborted: the object stays as it was.
+		w, err = s.Create(ctx, "doc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(bytes.Repeat([]byte("x"), 7<<20)); err != nil {
+			t.Fatal(err)
+		}
+		w.Abort()
+		if got := readAll(t, s, "doc"); !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("after abort: %d bytes", len(got))
+		}
+
+		// Nothing written: an empty object.
+		w, err = s.Create(ctx, "empty-doc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := w.Commit(); err != nil || n != 0 {
+			t.Fatalf("empty commit: %d %v", n, err)
+		}
+		if size, err := s.Stat(ctx, "empty-doc"); err != nil || size != 0 {
+			t.Fatalf("empty object: %d %v", size, err)
+		}
+
+		// A cancelled context stops the writer and keeps the old object.
+		cctx, cancel := context.WithCancel(ctx)
+		w, err = s.Create(cctx, "doc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write([]byte("partial")); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		if _, err := w.Write(bytes.Repeat([]byte("y"), 9<<20)); err == nil {
+			if _, err := w.Commit(); err == nil {
+				t.Fatal("a writer whose context ended committed")
+			}
+		} else {
+			w.Abort()
+		}
+		if got := readAll(t, s, "doc"); !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("after cancel: %d bytes", len(got))
+		}
+	})
+
 	t.Run("ReadersSeeWholeObjects", func(t *testing.T) {
 		s := open(t)
 		a := bytes.Repeat([]byte("a"), 1<<20)

@@ -8,16 +8,21 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/encrypt"
 )
 
 // ErrUnavailable: the object store could not be reached (down, wrong
 // address, network). The message names the operation and the cause.
 var ErrUnavailable = errors.New("object store unreachable")
+
+// ErrKMS: the store refused to encrypt with the configured KMS key.
+var ErrKMS = errors.New("encryption refused")
 
 // DefaultPartSize is the part size of streamed uploads when none is set.
 const DefaultPartSize = 16 << 20
@@ -45,12 +50,19 @@ type MinIOOptions struct {
 	// parts of this size, uploadThreads at a time (0: DefaultPartSize; at
 	// least 5 MiB).
 	PartSize uint64
+	// KMSKey names a key of the store's KMS. Every object is then written
+	// with SSE-KMS: the store encrypts it at rest under a data key sealed
+	// by this one, and decrypts it for readers. Empty: no encryption.
+	KMSKey string
 }
 
-// uploadThreads parts of one upload are sent at once: one part is read
+// uploadThreads parts of one upload are in memory at once: one is filled
 // from the source while the other is on the wire, which is where a
 // snapshot's time goes. Memory per upload is uploadThreads × PartSize.
 const uploadThreads = 2
+
+// abortTimeout bounds dropping a failed upload's parts.
+const abortTimeout = 30 * time.Second
 
 // MinIO stores objects in one bucket of an S3-compatible object store.
 // Keys are the same as Local's; an object is replaced as a whole (S3
@@ -62,6 +74,8 @@ type MinIO struct {
 	bucket   string
 	endpoint string
 	partSize uint64
+	// sse is the encryption every Put asks for (nil: none).
+	sse encrypt.ServerSide
 }
 
 // NewMinIO connects to the store and creates the bucket when it is
@@ -81,7 +95,14 @@ func NewMinIO(ctx context.Context, o MinIOOptions) (*MinIO, error) {
 	if err != nil {
 		return nil, fmt.Errorf("object store: %w", err)
 	}
-	tr.DialContext = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	dial := (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return bodyConn{c}, nil
+	}
 	tr.ResponseHeaderTimeout = responseHeaderTimeout
 	cli, err := minio.New(o.Endpoint, &minio.Options{
 		Creds:      credentials.NewStaticV4(o.AccessKey, o.SecretKey, ""),
@@ -97,10 +118,51 @@ func NewMinIO(ctx context.Context, o MinIOOptions) (*MinIO, error) {
 		return nil, fmt.Errorf("object store %s: %w", o.Endpoint, err)
 	}
 	m := &MinIO{cli: cli, core: minio.Core{Client: cli}, bucket: o.Bucket, endpoint: o.Endpoint, partSize: o.PartSize}
+	if o.KMSKey != "" {
+		if m.sse, err = encrypt.NewSSEKMS(o.KMSKey, nil); err != nil {
+			return nil, fmt.Errorf("object store: KMS key %q: %w", o.KMSKey, err)
+		}
+	}
 	if err := m.ensureBucket(ctx, o.Region); err != nil {
 		return nil, err
 	}
+	if m.sse != nil {
+		if err := m.probeKMS(ctx, o.KMSKey); err != nil {
+			return nil, err
+		}
+	}
 	return m, nil
+}
+
+// probeKey is the object the KMS probe writes and removes. It is outside
+// the keys the app uses (ValidKey refuses a leading dot).
+const probeKey = ".aicode-kms-probe"
+
+// probeKMS writes and removes a small encrypted object, so a store whose
+// KMS is missing or does not know the key stops the start with the
+// store's own reason, rather than the first snapshot failing.
+func (m *MinIO) probeKMS(ctx context.Context, key string) error {
+	_, err := m.cli.PutObject(ctx, m.bucket, probeKey, strings.NewReader("kms probe"), int64(len("kms probe")),
+		minio.PutObjectOptions{ServerSideEncryption: m.sse, ContentType: "text/plain"})
+	if err != nil {
+		if unreachable(err) {
+			return m.fail("put", probeKey, err)
+		}
+		return fmt.Errorf("object store %s: %w: KMS key %q: %s (is the store's KMS configured, and does it hold the key?)",
+			m.endpoint, ErrKMS, key, errorMessage(err))
+	}
+	if err := m.cli.RemoveObject(ctx, m.bucket, probeKey, minio.RemoveObjectOptions{}); err != nil {
+		return m.fail("delete", probeKey, err)
+	}
+	return nil
+}
+
+// errorMessage is the store's own words for a refusal.
+func errorMessage(err error) string {
+	if resp := minio.ToErrorResponse(err); resp.Code != "" {
+		return fmt.Sprintf("%s (%s)", resp.Message, resp.Code)
+	}
+	return err.Error()
 }
 
 func (m *MinIO) ensureBucket(ctx context.Context, region string) error {
@@ -147,32 +209,27 @@ func (m *MinIO) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Put streams r to the store in parts of the configured size, so memory
-// stays bounded whatever the object's size. On failure the partial upload
-// is aborted and any previous object stays.
+// Put streams r to the store in parts of the configured size (see
+// Create), so memory stays bounded whatever the object's size. On failure
+// the partial upload is aborted and any previous object stays.
 func (m *MinIO) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
-	if !ValidKey(key) {
-		return 0, fmt.Errorf("invalid blob key %q", key)
-	}
-	// Size -1 with an explicit part size: without one, minio-go sizes the
-	// parts of an unknown-length object for 5 TiB and buffers ~512 MiB.
-	info, err := m.cli.PutObject(ctx, m.bucket, key, ctxReader{ctx, r}, -1, minio.PutObjectOptions{
-		PartSize:              m.partSize,
-		ContentType:           "application/octet-stream",
-		ConcurrentStreamParts: true,
-		NumThreads:            uploadThreads,
-		// The payload is not hashed into the signature (UNSIGNED-PAYLOAD);
-		// each part carries a CRC32C instead, which the server verifies,
-		// so corruption on the way is refused. Signing the payload cost a
-		// SHA-256 pass on both sides (a third of a snapshot's time here)
-		// and protects little: over plain HTTP the downloads are not signed
-		// by S3 anyway, so an on-path attacker is stopped only by TLS.
-		DisableContentSha256: true,
-	})
+	w, err := m.Create(ctx, key)
 	if err != nil {
-		return 0, m.fail("put", key, err)
+		return 0, err
 	}
-	return info.Size, nil
+	pw := w.(*partWriter)
+	if _, err := pw.ReadFrom(ctxReader{ctx, r}); err != nil {
+		// The store's failure (or the context's) says more than the
+		// read that stopped on it.
+		if ferr := pw.failed(); ferr != nil {
+			err = ferr
+		} else {
+			err = fmt.Errorf("put %s: %w", key, err)
+		}
+		pw.Abort()
+		return 0, err
+	}
+	return pw.Commit()
 }
 
 // Open reads an object. The returned reader streams from one request.

@@ -22,6 +22,10 @@ type BlobConfig struct {
 	// PartSizeMB bounds the memory a streamed upload of unknown length
 	// holds (one part at a time).
 	PartSizeMB int
+	// KMSKey names a key of the object store's KMS: every object is then
+	// stored encrypted with it (SSE-KMS). Empty: objects are stored as
+	// sent. The name is not a secret; the key itself stays in the KMS.
+	KMSKey string
 }
 
 // MinIO reports whether an object store is configured.
@@ -35,12 +39,17 @@ func (b BlobConfig) LogValue() slog.Value {
 		slog.String("region", b.Region),
 		slog.Bool("ssl", b.UseSSL),
 		slog.Int("part_size_mb", b.PartSizeMB),
+		slog.String("kms_key", b.KMSKey),
 	)
 }
 
 // bucketRe is S3's bucket naming rule (lower case, digits, dots and
 // hyphens, 3 to 63 characters, starting and ending alphanumeric).
 var bucketRe = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
+// kmsKeyRe is what a KMS key name may look like here: MinIO's static key,
+// KES and AWS KMS names and ARNs of letters, digits and a few separators.
+var kmsKeyRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$`)
 
 func loadBlob(p *parser) BlobConfig {
 	b := BlobConfig{
@@ -51,6 +60,7 @@ func loadBlob(p *parser) BlobConfig {
 		Region:        p.str("AICODE_MINIO_REGION", ""),
 		UseSSL:        p.onOff("AICODE_MINIO_USE_SSL", false),
 		PartSizeMB:    p.int("AICODE_MINIO_PART_SIZE_MB", 16),
+		KMSKey:        p.str("AICODE_MINIO_KMS_KEY", ""),
 	}
 	if !b.MinIO() {
 		return b
@@ -67,6 +77,9 @@ func loadBlob(p *parser) BlobConfig {
 	// S3 refuses parts under 5 MiB; one part is held in memory per upload.
 	if n := b.PartSizeMB; n < 5 || n > 1024 {
 		p.errs = append(p.errs, fmt.Errorf("AICODE_MINIO_PART_SIZE_MB: %d must be between 5 and 1024", n))
+	}
+	if b.KMSKey != "" && !kmsKeyRe.MatchString(b.KMSKey) {
+		p.errs = append(p.errs, fmt.Errorf("AICODE_MINIO_KMS_KEY: %q is not a key name (letters, digits, '.', '_', '-'; up to 128)", b.KMSKey))
 	}
 	return b
 }

@@ -27,12 +27,13 @@ func TestBlobMinIO(t *testing.T) {
 		"AICODE_MINIO_REGION":       "eu-west-1",
 		"AICODE_MINIO_USE_SSL":      "true",
 		"AICODE_MINIO_PART_SIZE_MB": "8",
+		"AICODE_MINIO_KMS_KEY":      "aicode-objects",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := BlobConfig{MinIOEndpoint: "minio:9000", AccessKey: "aicode", SecretKey: "very-secret-value",
-		Bucket: "my.bucket-1", Region: "eu-west-1", UseSSL: true, PartSizeMB: 8}
+		Bucket: "my.bucket-1", Region: "eu-west-1", UseSSL: true, PartSizeMB: 8, KMSKey: "aicode-objects"}
 	if c.Blob != want || !c.Blob.MinIO() {
 		t.Fatalf("got %+v", c.Blob)
 	}
@@ -57,6 +58,7 @@ func TestBlobRefusesBadSettings(t *testing.T) {
 		"AICODE_MINIO_BUCKET":       "Bad_Bucket",
 		"AICODE_MINIO_USE_SSL":      "maybe",
 		"AICODE_MINIO_PART_SIZE_MB": "4",
+		"AICODE_MINIO_KMS_KEY":      "key with spaces",
 	} {
 		m := map[string]string{}
 		for bk, bv := range base {

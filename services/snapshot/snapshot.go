@@ -332,40 +332,27 @@ func (s *Service) take(ctx context.Context, p auth.Principal, w store.Workspace,
 	}
 }
 
-// write streams the workspace's tree to the blob store: tar writer ->
-// pipe -> Put, so only the copy buffers and the store's upload part are
-// ever in memory.
+// write streams the workspace's tree into a new object of the blob store:
+// the tar writer fills the store's upload buffer (in place, for MinIO: the
+// files are read straight into the part being filled), so only the copy
+// buffer and the store's upload parts are ever in memory.
 func (s *Service) write(ctx context.Context, w store.Workspace, key string) (int64, archive.Stats, error) {
 	root, err := os.OpenRoot(w.ProjectPath)
 	if err != nil {
 		return 0, archive.Stats{}, fmt.Errorf("open project directory: %w", err)
 	}
 	defer root.Close()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	pr, pw := io.Pipe()
-	var st archive.Stats
-	var werr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		st, werr = archive.Write(ctx, pw, root, archive.WriteOptions{Gzip: s.opts.Gzip})
-		pw.CloseWithError(werr)
-	}()
-	size, perr := s.blobs.Put(ctx, key, pr)
-	// Unblock the writer if Put stopped reading early.
-	pr.CloseWithError(io.ErrClosedPipe)
-	cancel()
-	<-done
-	switch {
-	case werr != nil && !errors.Is(werr, io.ErrClosedPipe) && !errors.Is(werr, context.Canceled):
-		return 0, st, fmt.Errorf("archive the files: %w", werr)
-	case perr != nil:
-		return 0, st, perr
-	case werr != nil:
-		return 0, st, werr
+	out, err := s.blobs.Create(ctx, key)
+	if err != nil {
+		return 0, archive.Stats{}, err
 	}
-	return size, st, nil
+	st, err := archive.Write(ctx, out, root, archive.WriteOptions{Gzip: s.opts.Gzip})
+	if err != nil {
+		out.Abort()
+		return 0, st, fmt.Errorf("archive the files: %w", err)
+	}
+	size, err := out.Commit()
+	return size, st, err
 }
 
 // Delete removes a snapshot and its archive.

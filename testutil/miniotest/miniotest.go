@@ -6,6 +6,7 @@ package miniotest
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -97,9 +98,13 @@ func (s Server) RemoveBucket(t testing.TB, name string) {
 }
 
 // Private is a MinIO server of the test's own, on a free loopback port
-// and a temporary directory, which the test may stop and start again.
+// and a temporary directory, which the test may stop and start again. It
+// has a KMS (MinIO's static key, random per server) holding one key,
+// KMSKey, so objects can be stored encrypted (SSE-KMS).
 type Private struct {
 	Server
+	KMSKey   string
+	kmsKey   string // base64 of the 32 key bytes: never logged
 	bin, dir string
 	cmd      *exec.Cmd
 	exited   chan struct{}
@@ -117,8 +122,12 @@ func StartPrivate(t testing.TB) *Private {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("%s=%s: %v", BinEnv, bin, err)
 	}
+	var key [32]byte
+	_, _ = rand.Read(key[:])
 	p := &Private{
 		Server: Server{Endpoint: "127.0.0.1:" + freePort(t), AccessKey: "miniotest", SecretKey: "miniotest-secret-key"},
+		KMSKey: "miniotest-key",
+		kmsKey: base64.StdEncoding.EncodeToString(key[:]),
 		bin:    bin,
 		dir:    t.TempDir(),
 	}
@@ -134,12 +143,13 @@ func (p *Private) Start(t testing.TB) {
 		t.Fatal("miniotest: server already running")
 	}
 	console := "127.0.0.1:" + freePort(t)
-	cmd := exec.Command(p.bin, "server", "--quiet", "--address", p.Endpoint, "--console-address", console, filepath.Join(p.dir, "data"))
+	cmd := exec.Command(p.bin, "server", "--quiet", "--address", p.Endpoint, "--console-address", console, p.DataDir())
 	cmd.Env = append(os.Environ(),
 		"MINIO_ROOT_USER="+p.AccessKey,
 		"MINIO_ROOT_PASSWORD="+p.SecretKey,
 		"MINIO_BROWSER=off",
 		"MINIO_UPDATE=off",
+		"MINIO_KMS_SECRET_KEY="+p.KMSKey+":"+p.kmsKey,
 	)
 	logf, err := os.Create(filepath.Join(p.dir, fmt.Sprintf("minio-%d.log", time.Now().UnixNano())))
 	if err != nil {
@@ -185,6 +195,9 @@ func (p *Private) Start(t testing.TB) {
 		}
 	}
 }
+
+// DataDir is where the server keeps its objects.
+func (p *Private) DataDir() string { return filepath.Join(p.dir, "data") }
 
 // Stop ends the server (gracefully, then by force) and waits until its
 // port is closed (idempotent).
