@@ -16,24 +16,10 @@ import (
 	"aicode/testutil/miniotest"
 )
 
-// newKMSMinIO returns a store on a fresh bucket of p that encrypts with
-// kmsKey ("" for none).
-func newKMSMinIO(t *testing.T, p *miniotest.Private, kmsKey string) (*MinIO, string) {
-	t.Helper()
-	bucket := p.BucketName(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	m, err := NewMinIO(ctx, MinIOOptions{Endpoint: p.Endpoint, AccessKey: p.AccessKey, SecretKey: p.SecretKey, Bucket: bucket, KMSKey: kmsKey})
-	if err != nil {
-		t.Fatalf("NewMinIO: %v", err)
-	}
-	return m, bucket
-}
-
 func TestMinIOEncryptedConformance(t *testing.T) {
 	p := miniotest.StartPrivate(t)
 	conformance(t, func(t *testing.T) Store {
-		m, _ := newKMSMinIO(t, p, p.KMSKey)
+		m, _ := newStoreOn(t, p.Server, MinIOOptions{KMSKey: p.KMSKey})
 		return m
 	})
 }
@@ -52,7 +38,7 @@ func TestMinIOEncryptsAtRest(t *testing.T) {
 		encrypted bool
 	}{{"plain", "", false}, {"kms", p.KMSKey, true}} {
 		t.Run(c.name, func(t *testing.T) {
-			m, bucket := newKMSMinIO(t, p, c.key)
+			m, bucket := newStoreOn(t, p.Server, MinIOOptions{KMSKey: c.key})
 			if _, err := m.Put(ctx, "snapshots/w1/s1.tar", bytes.NewReader(data)); err != nil {
 				t.Fatal(err)
 			}

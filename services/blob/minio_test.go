@@ -18,15 +18,22 @@ import (
 // newTestMinIO returns a store on its own bucket of the shared MinIO.
 func newTestMinIO(t *testing.T, partSize uint64) *MinIO {
 	t.Helper()
-	srv := miniotest.Shared(t)
-	bucket := srv.BucketName(t)
+	m, _ := newStoreOn(t, miniotest.Shared(t), MinIOOptions{PartSize: partSize})
+	return m
+}
+
+// newStoreOn returns a store with options o on a fresh bucket of srv, and
+// the bucket's name.
+func newStoreOn(t *testing.T, srv miniotest.Server, o MinIOOptions) (*MinIO, string) {
+	t.Helper()
+	o.Endpoint, o.AccessKey, o.SecretKey, o.Bucket = srv.Endpoint, srv.AccessKey, srv.SecretKey, srv.BucketName(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	m, err := NewMinIO(ctx, MinIOOptions{Endpoint: srv.Endpoint, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Bucket: bucket, PartSize: partSize})
+	m, err := NewMinIO(ctx, o)
 	if err != nil {
 		t.Fatalf("NewMinIO: %v", err)
 	}
-	return m
+	return m, o.Bucket
 }
 
 func TestMinIOConformance(t *testing.T) {

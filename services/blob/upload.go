@@ -20,6 +20,7 @@ import (
 // Writer is an object being written: its bytes go to the store as they
 // come, in bounded memory. Commit makes the object visible whole; Abort,
 // or a failed Commit, leaves any earlier object under the key as it was.
+// A Writer is used by one goroutine at a time.
 type Writer interface {
 	io.Writer
 	// Commit finishes the object and returns its size.
