@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -223,13 +224,20 @@ func BenchmarkSnapshot(b *testing.B) {
 		}
 		tarRate := 0.0
 		snapTime := map[*snapSide]time.Duration{}
+		cpu := map[*snapSide]string{}
+		var backing []string
 		for _, sd := range order {
 			if sd == nil {
 				tarRate = mb / timeTar(b, tree).Seconds()
 				continue
 			}
-			backMemory(b, top, total+256<<20)
+			backing = append(backing, backMemory(b, top, total+256<<20).Round(time.Millisecond).String())
+			c0 := sampleCPU(os.Getpid())
 			d, n, grew := timeSnapshot(b, sd, total)
+			c1 := sampleCPU(os.Getpid())
+			// CPU of the app (this process) and MinIO, % of one core.
+			pct := func(ticks int64) float64 { return float64(ticks) / d.Seconds() }
+			cpu[sd] = fmt.Sprintf("app %.0f%%, minio %.0f%%", pct(c1.server-c0.server), pct(c1.byComm["minio"]-c0.byComm["minio"]))
 			snapTime[sd] = d
 			if sd == kms {
 				growth = max(growth, grew)
@@ -242,7 +250,8 @@ func BenchmarkSnapshot(b *testing.B) {
 			sd.rates = append(sd.rates, rate)
 			sd.ratio = append(sd.ratio, rate/tarRate)
 		}
-		b.Logf("round %d: tar %.0f MB/s, snapshot %.0f MB/s (encrypted), %.0f MB/s (plain)", round+1, tarRate, kms.rates[round], plain.rates[round])
+		b.Logf("round %d: tar %.0f MB/s; snapshot %.0f MB/s encrypted (%s), %.0f MB/s plain (%s); memory backed in %s",
+			round+1, tarRate, kms.rates[round], cpu[kms], plain.rates[round], cpu[plain], strings.Join(backing, ", "))
 	}
 
 	// The archive writer alone, plain and gzip level 1, to a pipe whose
@@ -303,7 +312,6 @@ func timeSnapshot(b *testing.B, sd *snapSide, total int64) (time.Duration, store
 			}
 		}
 	}()
-	c0 := sampleCPU(os.Getpid())
 	start := time.Now()
 	r := sd.admin.Post("/workspaces/"+sd.wsID+"/snapshots", url.Values{"label": {"bench"}}, false)
 	if r.Status != http.StatusSeeOther {
@@ -324,7 +332,6 @@ func timeSnapshot(b *testing.B, sd *snapSide, total int64) (time.Duration, store
 		time.Sleep(10 * time.Millisecond)
 	}
 	took := time.Since(start)
-	b.Logf("snapshot (%s) CPU: %s", sd.name, sampleCPU(os.Getpid()).sub(c0))
 	close(stop)
 	wg.Wait()
 	if n.Status != store.SnapshotReady {
@@ -340,7 +347,8 @@ func timeSnapshot(b *testing.B, sd *snapSide, total int64) (time.Duration, store
 }
 
 // backMemory writes size bytes to a file in dir (on the tmpfs MinIO keeps
-// its objects in) and removes it, just before a snapshot is timed.
+// its objects in) and removes it, just before a snapshot is timed, and
+// returns how long the write took.
 //
 // This machine is a Firecracker VM with free page reporting: memory the
 // guest frees goes back to the host, and the first write to such a page
@@ -354,7 +362,7 @@ func timeSnapshot(b *testing.B, sd *snapSide, total int64) (time.Duration, store
 // in memory that behaves like memory. tar writes nothing to memory, so it
 // needs none; the kernel's clean-up after this write (its kworkers) still
 // runs into the timed snapshot, which only counts against the snapshot.
-func backMemory(b *testing.B, dir string, size int64) {
+func backMemory(b *testing.B, dir string, size int64) time.Duration {
 	b.Helper()
 	f, err := os.CreateTemp(dir, "back-memory-")
 	if err != nil {
@@ -371,5 +379,5 @@ func backMemory(b *testing.B, dir string, size int64) {
 	if err := f.Close(); err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("backed %d MiB of memory in %s", size>>20, time.Since(t).Round(time.Millisecond))
+	return time.Since(t)
 }

@@ -72,7 +72,9 @@ func (l *Local) Put(ctx context.Context, key string, r io.Reader) (int64, error)
 		return 0, err
 	}
 	if _, err := io.Copy(w, ctxReader{ctx, r}); err != nil {
-		w.Abort()
+		if werr := w.Abort(); werr != nil {
+			return 0, werr
+		}
 		return 0, fmt.Errorf("put %s: %w", key, err)
 	}
 	return w.Commit()
@@ -102,6 +104,7 @@ type fileWriter struct {
 	key, path string
 	n         int64
 	done      bool
+	err       error // the first write that failed
 }
 
 func (w *fileWriter) Write(p []byte) (int, error) {
@@ -110,6 +113,9 @@ func (w *fileWriter) Write(p []byte) (int, error) {
 	}
 	n, err := w.f.Write(p)
 	w.n += int64(n)
+	if err != nil && w.err == nil {
+		w.err = fmt.Errorf("put %s: %w", w.key, err)
+	}
 	return n, err
 }
 
@@ -135,13 +141,14 @@ func (w *fileWriter) Commit() (int64, error) {
 	return w.n, nil
 }
 
-func (w *fileWriter) Abort() {
+func (w *fileWriter) Abort() error {
 	if w.done {
-		return
+		return nil
 	}
 	w.done = true
 	w.f.Close()
 	_ = os.Remove(w.f.Name())
+	return w.err
 }
 
 // Open opens the object's file.

@@ -176,7 +176,9 @@ func conformance(t *testing.T, open func(t *testing.T) Store) {
 		if _, err := w.Write(bytes.Repeat([]byte("x"), 7<<20)); err != nil {
 			t.Fatal(err)
 		}
-		w.Abort()
+		if err := w.Abort(); err != nil {
+			t.Errorf("abort with the store well: %v", err)
+		}
 		if got := readAll(t, s, "doc"); !bytes.Equal(got, want.Bytes()) {
 			t.Fatalf("after abort: %d bytes", len(got))
 		}

@@ -226,7 +226,7 @@ func (m *MinIO) Put(ctx context.Context, key string, r io.Reader) (int64, error)
 		} else {
 			err = fmt.Errorf("put %s: %w", key, err)
 		}
-		pw.Abort()
+		_ = pw.Abort()
 		return 0, err
 	}
 	return pw.Commit()

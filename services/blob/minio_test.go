@@ -1,6 +1,7 @@
 package blob
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -222,8 +223,29 @@ func TestMinIOFaults(t *testing.T) {
 	if _, err := m.Put(ctx, "before", strings.NewReader("kept")); err != nil {
 		t.Fatal(err)
 	}
+	// An object being written when the store goes away: the writes fail
+	// (at the latest once every part buffer waits on the store), and
+	// Abort hands back the store's failure, not a cancellation.
+	w, err := m.Create(ctx, "cut-off")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(bytes.Repeat([]byte("a"), int(DefaultPartSize)+1)); err != nil {
+		t.Fatal(err)
+	}
 
 	p.Stop(t)
+	chunk := bytes.Repeat([]byte("b"), 1<<20)
+	var werr error
+	for i := 0; i < 4*int(DefaultPartSize>>20) && werr == nil; i++ {
+		_, werr = w.Write(chunk)
+	}
+	if werr == nil {
+		t.Fatal("writes went on with the store down")
+	}
+	if err := w.Abort(); !errors.Is(err, ErrUnavailable) || errors.Is(err, context.Canceled) {
+		t.Errorf("abort after the store went away: %v (write: %v)", err, werr)
+	}
 	calls := map[string]func(ctx context.Context) error{
 		"put": func(ctx context.Context) error {
 			_, err := m.Put(ctx, "during", strings.NewReader("x"))

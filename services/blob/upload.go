@@ -25,8 +25,11 @@ type Writer interface {
 	io.Writer
 	// Commit finishes the object and returns its size.
 	Commit() (int64, error)
-	// Abort discards what was written. After Commit it does nothing.
-	Abort()
+	// Abort discards what was written. It returns the store's failure
+	// that stopped the writer, if one did (so a caller whose own write
+	// failed can tell the store's fault from its own). After Commit it
+	// does nothing.
+	Abort() error
 }
 
 // InPlace is offered by writers that take bytes read straight into their
@@ -214,7 +217,7 @@ func (w *partWriter) Commit() (int64, error) {
 		return 0, errors.New("blob: object already committed or aborted")
 	}
 	if err := w.failed(); err != nil {
-		w.Abort()
+		_ = w.Abort()
 		return 0, err
 	}
 	// The last part, which may be short (or empty, for an empty object).
@@ -224,7 +227,7 @@ func (w *partWriter) Commit() (int64, error) {
 	}
 	w.wg.Wait()
 	if err := w.failed(); err != nil {
-		w.Abort()
+		_ = w.Abort()
 		return 0, err
 	}
 	w.done = true
@@ -239,14 +242,18 @@ func (w *partWriter) Commit() (int64, error) {
 	return w.size, nil
 }
 
-func (w *partWriter) Abort() {
+func (w *partWriter) Abort() error {
 	if w.done {
-		return
+		return nil
 	}
 	w.done = true
+	w.mu.Lock()
+	err := w.err // before the cancel below fails the parts in flight
+	w.mu.Unlock()
 	w.cancel()
 	w.wg.Wait()
 	w.abortUpload()
+	return err
 }
 
 // abortUpload drops the parts the store holds, with a context of its own:

@@ -348,7 +348,10 @@ func (s *Service) write(ctx context.Context, w store.Workspace, key string) (int
 	}
 	st, err := archive.Write(ctx, out, root, archive.WriteOptions{Gzip: s.opts.Gzip})
 	if err != nil {
-		out.Abort()
+		// When the store stopped the archive, its own error says why.
+		if serr := out.Abort(); serr != nil {
+			return 0, st, serr
+		}
 		return 0, st, fmt.Errorf("archive the files: %w", err)
 	}
 	size, err := out.Commit()
