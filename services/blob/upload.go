@@ -92,7 +92,7 @@ func (m *MinIO) Create(ctx context.Context, key string) (Writer, error) {
 }
 
 func (w *partWriter) Avail() []byte {
-	if len(w.buf) == cap(w.buf) && w.flush() != nil {
+	if w.failed() != nil || len(w.buf) == cap(w.buf) && w.flush() != nil {
 		return nil
 	}
 	return w.buf[len(w.buf):cap(w.buf)]
