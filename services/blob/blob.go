@@ -34,6 +34,29 @@ type Store interface {
 	Stat(ctx context.Context, key string) (int64, error)
 }
 
+// Writer is an object being written: its bytes go to the store as they
+// come, in bounded memory. Commit makes the object visible whole; Abort,
+// or a failed Commit, leaves any earlier object under the key as it was.
+// A Writer is used by one goroutine at a time.
+type Writer interface {
+	io.Writer
+	// Commit finishes the object and returns its size.
+	Commit() (int64, error)
+	// Abort discards what was written. It returns the store's failure
+	// that stopped the writer, if one did (so a caller whose own write
+	// failed can tell the store's fault from its own). After Commit it
+	// does nothing.
+	Abort() error
+}
+
+// InPlace is offered by writers that take bytes read straight into their
+// own buffer: Avail returns the free space at the write position (never
+// empty while the writer works), and a Write of a prefix of that same
+// memory keeps the bytes where they are instead of copying them.
+type InPlace interface {
+	Avail() []byte
+}
+
 // keyRe keeps keys to safe relative paths: no "..", no absolute paths, no
 // characters a file system or an object store treats specially.
 var keyRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$`)
@@ -71,7 +94,8 @@ func (l *Local) Put(ctx context.Context, key string, r io.Reader) (int64, error)
 	if err != nil {
 		return 0, err
 	}
-	if _, err := io.Copy(w, ctxReader{ctx, r}); err != nil {
+	// The writer stops at the context's end.
+	if _, err := io.Copy(w, r); err != nil {
 		if werr := w.Abort(); werr != nil {
 			return 0, werr
 		}
@@ -193,17 +217,4 @@ func (l *Local) Delete(ctx context.Context, key string) error {
 		return fmt.Errorf("delete %s: %w", key, err)
 	}
 	return nil
-}
-
-// ctxReader stops a long copy when ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

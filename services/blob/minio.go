@@ -213,12 +213,12 @@ func (m *MinIO) Ping(ctx context.Context) error {
 // Create), so memory stays bounded whatever the object's size. On failure
 // the partial upload is aborted and any previous object stays.
 func (m *MinIO) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
-	w, err := m.Create(ctx, key)
+	pw, err := m.create(ctx, key)
 	if err != nil {
 		return 0, err
 	}
-	pw := w.(*partWriter)
-	if _, err := pw.ReadFrom(ctxReader{ctx, r}); err != nil {
+	// The writer stops at the context's end (its uploads run under it).
+	if _, err := pw.ReadFrom(r); err != nil {
 		// The store's failure (or the context's) says more than the
 		// read that stopped on it.
 		if ferr := pw.failed(); ferr != nil {

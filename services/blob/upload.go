@@ -17,29 +17,6 @@ import (
 	"github.com/minio/minio-go/v7"
 )
 
-// Writer is an object being written: its bytes go to the store as they
-// come, in bounded memory. Commit makes the object visible whole; Abort,
-// or a failed Commit, leaves any earlier object under the key as it was.
-// A Writer is used by one goroutine at a time.
-type Writer interface {
-	io.Writer
-	// Commit finishes the object and returns its size.
-	Commit() (int64, error)
-	// Abort discards what was written. It returns the store's failure
-	// that stopped the writer, if one did (so a caller whose own write
-	// failed can tell the store's fault from its own). After Commit it
-	// does nothing.
-	Abort() error
-}
-
-// InPlace is offered by writers that take bytes read straight into their
-// own buffer: Avail returns the free space at the write position (never
-// empty while the writer works), and a Write of a prefix of that same
-// memory keeps the bytes where they are instead of copying them.
-type InPlace interface {
-	Avail() []byte
-}
-
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // partWriter is a multipart upload filled in place. Parts are filled one
@@ -69,6 +46,14 @@ type partWriter struct {
 // Create starts an object under key; nothing is visible there until
 // Commit. The object is encrypted as Put's are.
 func (m *MinIO) Create(ctx context.Context, key string) (Writer, error) {
+	w, err := m.create(ctx, key)
+	if err != nil {
+		return nil, err // not a nil *partWriter in an interface
+	}
+	return w, nil
+}
+
+func (m *MinIO) create(ctx context.Context, key string) (*partWriter, error) {
 	if !ValidKey(key) {
 		return nil, fmt.Errorf("invalid blob key %q", key)
 	}
